@@ -1,0 +1,422 @@
+package sam
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Config holds every hyper-parameter of a SAM model. The official presets are
+// VitB, VitL and VitH; other sizes come from a JSON file (ReadConfig) and/or
+// from the tensor shapes of a checkpoint (InferConfig).
+type Config struct {
+	Name string `json:"name"`
+
+	// Image encoder (ImageEncoderViT). HasImageEncoder is false for
+	// decoder-only checkpoints; such a model needs embeddings from elsewhere.
+	HasImageEncoder          bool    `json:"has_image_encoder"`
+	ImgSize                  int     `json:"img_size"` // S: the padded square input
+	PatchSize                int     `json:"patch_size"`
+	InChans                  int     `json:"in_chans"`
+	EncoderEmbedDim          int     `json:"encoder_embed_dim"`
+	EncoderDepth             int     `json:"encoder_depth"`
+	EncoderNumHeads          int     `json:"encoder_num_heads"`
+	EncoderMLPDim            int     `json:"encoder_mlp_dim"`
+	EncoderWindowSize        int     `json:"encoder_window_size"`
+	EncoderGlobalAttnIndexes []int   `json:"encoder_global_attn_indexes"`
+	EncoderQKVBias           bool    `json:"encoder_qkv_bias"`
+	EncoderUseAbsPos         bool    `json:"encoder_use_abs_pos"`
+	EncoderUseRelPos         bool    `json:"encoder_use_rel_pos"`
+	EncoderLayerNormEps      float32 `json:"encoder_layer_norm_eps"`
+	NeckLayerNorm2dEps       float32 `json:"neck_layer_norm2d_eps"`
+
+	// Prompt encoder. PromptEmbedDim (C) is also the encoder's out_chans.
+	PromptEmbedDim       int     `json:"prompt_embed_dim"`
+	MaskInChans          int     `json:"mask_in_chans"`
+	PromptLayerNorm2dEps float32 `json:"prompt_layer_norm2d_eps"`
+
+	// Mask decoder (MaskDecoder + TwoWayTransformer).
+	DecoderDepth                   int     `json:"decoder_depth"`
+	DecoderNumHeads                int     `json:"decoder_num_heads"`
+	DecoderMLPDim                  int     `json:"decoder_mlp_dim"`
+	DecoderAttentionDownsampleRate int     `json:"decoder_attention_downsample_rate"`
+	DecoderLayerNormEps            float32 `json:"decoder_layer_norm_eps"`
+	NumMultimaskOutputs            int     `json:"num_multimask_outputs"`
+	IoUHeadDepth                   int     `json:"iou_head_depth"`
+	IoUHeadHiddenDim               int     `json:"iou_head_hidden_dim"`
+	UpscalingLayerNorm2dEps        float32 `json:"upscaling_layer_norm2d_eps"`
+
+	// Sam: preprocessing constants (non-persistent buffers, not in the
+	// state dict) and the mask threshold.
+	PixelMean     [3]float32 `json:"pixel_mean"`
+	PixelStd      [3]float32 `json:"pixel_std"`
+	MaskThreshold float32    `json:"mask_threshold"`
+}
+
+// GridSize is g: the image embedding is g×g tokens.
+func (c *Config) GridSize() int { return c.ImgSize / c.PatchSize }
+
+// EncoderHeadDim is the ViT's per-head channel count.
+func (c *Config) EncoderHeadDim() int { return c.EncoderEmbedDim / c.EncoderNumHeads }
+
+// LowResSize is the side of the decoder's mask logits (4g).
+func (c *Config) LowResSize() int { return 4 * c.GridSize() }
+
+// NumMaskTokens is the decoder's mask-token count (multimask outputs + 1).
+func (c *Config) NumMaskTokens() int { return c.NumMultimaskOutputs + 1 }
+
+// IsGlobal reports whether encoder block i uses global attention.
+func (c *Config) IsGlobal(i int) bool {
+	return c.EncoderWindowSize == 0 || slices.Contains(c.EncoderGlobalAttnIndexes, i)
+}
+
+// base is what every official SAM shares (segment_anything/build_sam.py).
+func base() Config {
+	return Config{
+		HasImageEncoder:                true,
+		ImgSize:                        1024,
+		PatchSize:                      16,
+		InChans:                        3,
+		EncoderWindowSize:              14,
+		EncoderQKVBias:                 true,
+		EncoderUseAbsPos:               true,
+		EncoderUseRelPos:               true,
+		EncoderLayerNormEps:            1e-6,
+		NeckLayerNorm2dEps:             1e-6,
+		PromptEmbedDim:                 256,
+		MaskInChans:                    16,
+		PromptLayerNorm2dEps:           1e-6,
+		DecoderDepth:                   2,
+		DecoderNumHeads:                8,
+		DecoderMLPDim:                  2048,
+		DecoderAttentionDownsampleRate: 2,
+		DecoderLayerNormEps:            1e-5,
+		NumMultimaskOutputs:            3,
+		IoUHeadDepth:                   3,
+		IoUHeadHiddenDim:               256,
+		UpscalingLayerNorm2dEps:        1e-6,
+		PixelMean:                      [3]float32{123.675, 116.28, 103.53},
+		PixelStd:                       [3]float32{58.395, 57.12, 57.375},
+		MaskThreshold:                  0,
+	}
+}
+
+func preset(name string, dim, depth, heads int, global []int) Config {
+	c := base()
+	c.Name = name
+	c.EncoderEmbedDim, c.EncoderDepth, c.EncoderNumHeads = dim, depth, heads
+	c.EncoderMLPDim = 4 * dim
+	c.EncoderGlobalAttnIndexes = global
+	return c
+}
+
+// The official presets (build_sam.py: build_sam_vit_b / _l / _h).
+var (
+	VitB = preset("vit_b", 768, 12, 12, []int{2, 5, 8, 11})
+	VitL = preset("vit_l", 1024, 24, 16, []int{5, 11, 17, 23})
+	VitH = preset("vit_h", 1280, 32, 16, []int{7, 15, 23, 31})
+)
+
+// Preset returns an official preset by name (vit_b, vit_l, vit_h; "b", "l",
+// "h" and "vit-b" spellings accepted).
+func Preset(name string) (Config, bool) {
+	n := strings.ToLower(strings.ReplaceAll(name, "-", "_"))
+	n = strings.TrimPrefix(n, "vit_")
+	var c Config
+	switch n {
+	case "b":
+		c = VitB
+	case "l":
+		c = VitL
+	case "h":
+		c = VitH
+	default:
+		return Config{}, false
+	}
+	c.EncoderGlobalAttnIndexes = slices.Clone(c.EncoderGlobalAttnIndexes)
+	return c, true
+}
+
+// ErrConfig marks an invalid or inconsistent configuration.
+var ErrConfig = errors.New("invalid config")
+
+// Validate checks the config for values the model cannot be built with.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if c.ImgSize <= 0 || c.PatchSize <= 0 || c.ImgSize%c.PatchSize != 0 {
+		return bad("img_size %d must be a positive multiple of patch_size %d", c.ImgSize, c.PatchSize)
+	}
+	if c.PromptEmbedDim <= 0 || c.PromptEmbedDim%8 != 0 {
+		return bad("prompt_embed_dim %d must be a positive multiple of 8", c.PromptEmbedDim)
+	}
+	if c.HasImageEncoder {
+		if c.InChans != 3 {
+			return bad("in_chans %d: only RGB (3) images are supported", c.InChans)
+		}
+		if c.EncoderEmbedDim <= 0 || c.EncoderDepth <= 0 || c.EncoderNumHeads <= 0 || c.EncoderEmbedDim%c.EncoderNumHeads != 0 {
+			return bad("encoder embed dim %d / heads %d / depth %d", c.EncoderEmbedDim, c.EncoderNumHeads, c.EncoderDepth)
+		}
+		if c.EncoderMLPDim <= 0 {
+			return bad("encoder_mlp_dim %d", c.EncoderMLPDim)
+		}
+		if c.EncoderWindowSize < 0 {
+			return bad("encoder_window_size %d", c.EncoderWindowSize)
+		}
+		for _, i := range c.EncoderGlobalAttnIndexes {
+			if i < 0 || i >= c.EncoderDepth {
+				return bad("global attention index %d outside depth %d", i, c.EncoderDepth)
+			}
+		}
+	}
+	if c.DecoderNumHeads <= 0 || c.DecoderAttentionDownsampleRate <= 0 ||
+		c.PromptEmbedDim%c.DecoderNumHeads != 0 ||
+		c.PromptEmbedDim%c.DecoderAttentionDownsampleRate != 0 ||
+		(c.PromptEmbedDim/c.DecoderAttentionDownsampleRate)%c.DecoderNumHeads != 0 {
+		return bad("decoder heads %d / downsample rate %d do not divide prompt_embed_dim %d", c.DecoderNumHeads, c.DecoderAttentionDownsampleRate, c.PromptEmbedDim)
+	}
+	if c.DecoderDepth <= 0 || c.DecoderMLPDim <= 0 || c.NumMultimaskOutputs < 1 || c.IoUHeadDepth < 1 || c.IoUHeadHiddenDim <= 0 {
+		return bad("decoder depth %d, mlp dim %d, multimask outputs %d, iou head %d×%d", c.DecoderDepth, c.DecoderMLPDim, c.NumMultimaskOutputs, c.IoUHeadDepth, c.IoUHeadHiddenDim)
+	}
+	if c.MaskInChans <= 0 || c.MaskInChans%4 != 0 {
+		return bad("mask_in_chans %d must be a positive multiple of 4", c.MaskInChans)
+	}
+	for i := range 3 {
+		if !(c.PixelStd[i] > 0) {
+			return bad("pixel_std %v", c.PixelStd)
+		}
+	}
+	return nil
+}
+
+// jsonConfig lists every key a config file may use. It accepts the fixtures'
+// config.json as written, the shorter spelling of the demo model's
+// config.json, and the official builder's argument names.
+type jsonConfig struct {
+	Name                     *string    `json:"name"`
+	HasImageEncoder          *bool      `json:"has_image_encoder"`
+	ImgSize                  *int       `json:"img_size"`
+	ImageSize                *int       `json:"image_size"`
+	PatchSize                *int       `json:"patch_size"`
+	InChans                  *int       `json:"in_chans"`
+	EncoderEmbedDim          *int       `json:"encoder_embed_dim"`
+	EncoderDepth             *int       `json:"encoder_depth"`
+	EncoderNumHeads          *int       `json:"encoder_num_heads"`
+	EncoderHeadDim           *int       `json:"encoder_head_dim"`
+	EncoderMLPDim            *int       `json:"encoder_mlp_dim"`
+	EncoderMLPRatio          *float64   `json:"encoder_mlp_ratio"`
+	MLPRatio                 *float64   `json:"mlp_ratio"`
+	EncoderWindowSize        *int       `json:"encoder_window_size"`
+	EncoderGlobalAttnIndexes *[]int     `json:"encoder_global_attn_indexes"`
+	EncoderQKVBias           *bool      `json:"encoder_qkv_bias"`
+	EncoderUseAbsPos         *bool      `json:"encoder_use_abs_pos"`
+	EncoderUseRelPos         *bool      `json:"encoder_use_rel_pos"`
+	EncoderLayerNormEps      *float32   `json:"encoder_layer_norm_eps"`
+	EncoderLayernormEps      *float32   `json:"encoder_layernorm_eps"`
+	EncoderAct               *string    `json:"encoder_act"`
+	OutChans                 *int       `json:"out_chans"`
+	NeckLayerNorm2dEps       *float32   `json:"neck_layer_norm2d_eps"`
+	PromptEmbedDim           *int       `json:"prompt_embed_dim"`
+	ImageEmbeddingSize       *[]int     `json:"image_embedding_size"`
+	InputImageSize           *[]int     `json:"input_image_size"`
+	MaskInputSize            *[]int     `json:"mask_input_size"`
+	MaskInChans              *int       `json:"mask_in_chans"`
+	PromptLayerNorm2dEps     *float32   `json:"prompt_layer_norm2d_eps"`
+	PromptMaskAct            *string    `json:"prompt_mask_act"`
+	PENumPosFeats            *int       `json:"pe_num_pos_feats"`
+	DecoderDepth             *int       `json:"decoder_depth"`
+	DecoderNumHeads          *int       `json:"decoder_num_heads"`
+	DecoderMLPDim            *int       `json:"decoder_mlp_dim"`
+	DecoderMLPAct            *string    `json:"decoder_mlp_act"`
+	DecoderDownsample        *int       `json:"decoder_attention_downsample_rate"`
+	AttentionDownsample      *int       `json:"attention_downsample_rate"`
+	DecoderSelfHeadDim       *int       `json:"decoder_self_attn_head_dim"`
+	DecoderCrossHeadDim      *int       `json:"decoder_cross_attn_head_dim"`
+	DecoderLayerNormEps      *float32   `json:"decoder_layer_norm_eps"`
+	NumMultimaskOutputs      *int       `json:"num_multimask_outputs"`
+	NumMaskTokens            *int       `json:"num_mask_tokens"`
+	IoUHeadDepth             *int       `json:"iou_head_depth"`
+	IoUHeadHiddenDim         *int       `json:"iou_head_hidden_dim"`
+	HypernetworkMLPDepth     *int       `json:"hypernetwork_mlp_depth"`
+	UpscalingLayerNorm2dEps  *float32   `json:"upscaling_layer_norm2d_eps"`
+	UpscalingAct             *string    `json:"upscaling_act"`
+	PixelMean                *[]float32 `json:"pixel_mean"`
+	PixelStd                 *[]float32 `json:"pixel_std"`
+	MaskThreshold            *float32   `json:"mask_threshold"`
+	ImageFormat              *string    `json:"image_format"`
+}
+
+// ReadConfig reads a JSON config. Keys it does not list are ignored (the
+// fixtures carry an "init" recipe, for example); keys it lists but cannot
+// honour (another activation, a BGR image format) are errors. Values not in
+// the file keep the official defaults (ViT-B), and the result is meant to
+// be checked against the checkpoint's shapes by LoadModel.
+func ReadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig is ReadConfig on bytes.
+func ParseConfig(b []byte) (Config, error) {
+	c := VitB
+	c.Name = ""
+	c.EncoderGlobalAttnIndexes = nil
+	if err := c.applyJSON(b); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// applyJSON overwrites the fields the JSON names.
+func (c *Config) applyJSON(b []byte) error {
+	var j jsonConfig
+	if err := json.Unmarshal(b, &j); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	setI := func(dst *int, srcs ...*int) {
+		for _, s := range srcs {
+			if s != nil {
+				*dst = *s
+			}
+		}
+	}
+	setF := func(dst *float32, srcs ...*float32) {
+		for _, s := range srcs {
+			if s != nil {
+				*dst = *s
+			}
+		}
+	}
+	setB := func(dst *bool, s *bool) {
+		if s != nil {
+			*dst = *s
+		}
+	}
+	if j.Name != nil {
+		c.Name = *j.Name
+	}
+	setB(&c.HasImageEncoder, j.HasImageEncoder)
+	setI(&c.ImgSize, j.ImageSize, j.ImgSize)
+	setI(&c.PatchSize, j.PatchSize)
+	setI(&c.InChans, j.InChans)
+	setI(&c.EncoderEmbedDim, j.EncoderEmbedDim)
+	setI(&c.EncoderDepth, j.EncoderDepth)
+	setI(&c.EncoderNumHeads, j.EncoderNumHeads)
+	if j.EncoderHeadDim != nil && j.EncoderNumHeads == nil && *j.EncoderHeadDim > 0 {
+		c.EncoderNumHeads = c.EncoderEmbedDim / *j.EncoderHeadDim
+	}
+	// The MLP width: explicit, else ratio × dim (the official default ratio 4).
+	ratio := 4.0
+	if j.MLPRatio != nil {
+		ratio = *j.MLPRatio
+	}
+	if j.EncoderMLPRatio != nil {
+		ratio = *j.EncoderMLPRatio
+	}
+	c.EncoderMLPDim = int(float64(c.EncoderEmbedDim) * ratio)
+	setI(&c.EncoderMLPDim, j.EncoderMLPDim)
+	setI(&c.EncoderWindowSize, j.EncoderWindowSize)
+	if j.EncoderGlobalAttnIndexes != nil {
+		c.EncoderGlobalAttnIndexes = slices.Clone(*j.EncoderGlobalAttnIndexes)
+	}
+	setB(&c.EncoderQKVBias, j.EncoderQKVBias)
+	setB(&c.EncoderUseAbsPos, j.EncoderUseAbsPos)
+	setB(&c.EncoderUseRelPos, j.EncoderUseRelPos)
+	setF(&c.EncoderLayerNormEps, j.EncoderLayernormEps, j.EncoderLayerNormEps)
+	setF(&c.NeckLayerNorm2dEps, j.NeckLayerNorm2dEps)
+	setI(&c.PromptEmbedDim, j.OutChans, j.PromptEmbedDim)
+	if j.OutChans != nil && j.PromptEmbedDim != nil && *j.OutChans != *j.PromptEmbedDim {
+		return bad("out_chans %d differs from prompt_embed_dim %d (SAM feeds the encoder output to the decoder directly)", *j.OutChans, *j.PromptEmbedDim)
+	}
+	setI(&c.MaskInChans, j.MaskInChans)
+	setF(&c.PromptLayerNorm2dEps, j.PromptLayerNorm2dEps)
+	setI(&c.DecoderDepth, j.DecoderDepth)
+	setI(&c.DecoderNumHeads, j.DecoderNumHeads)
+	setI(&c.DecoderMLPDim, j.DecoderMLPDim)
+	setI(&c.DecoderAttentionDownsampleRate, j.AttentionDownsample, j.DecoderDownsample)
+	setF(&c.DecoderLayerNormEps, j.DecoderLayerNormEps)
+	setI(&c.NumMultimaskOutputs, j.NumMultimaskOutputs)
+	if j.NumMaskTokens != nil && j.NumMultimaskOutputs == nil {
+		c.NumMultimaskOutputs = *j.NumMaskTokens - 1
+	}
+	setI(&c.IoUHeadDepth, j.IoUHeadDepth)
+	setI(&c.IoUHeadHiddenDim, j.IoUHeadHiddenDim)
+	setF(&c.UpscalingLayerNorm2dEps, j.UpscalingLayerNorm2dEps)
+	setF(&c.MaskThreshold, j.MaskThreshold)
+	for _, p := range []struct {
+		dst *[3]float32
+		src *[]float32
+		key string
+	}{{&c.PixelMean, j.PixelMean, "pixel_mean"}, {&c.PixelStd, j.PixelStd, "pixel_std"}} {
+		if p.src == nil {
+			continue
+		}
+		if len(*p.src) != 3 {
+			return bad("%s must have 3 values, got %d", p.key, len(*p.src))
+		}
+		copy(p.dst[:], *p.src)
+	}
+
+	// Keys that only restate derived values must agree with them.
+	g := 0
+	if c.PatchSize > 0 {
+		g = c.ImgSize / c.PatchSize
+	}
+	checks := []struct {
+		key  string
+		got  *[]int
+		want []int
+	}{
+		{"image_embedding_size", j.ImageEmbeddingSize, []int{g, g}},
+		{"input_image_size", j.InputImageSize, []int{c.ImgSize, c.ImgSize}},
+		{"mask_input_size", j.MaskInputSize, []int{4 * g, 4 * g}},
+	}
+	for _, ck := range checks {
+		if ck.got != nil && !slices.Equal(*ck.got, ck.want) {
+			return bad("%s %v does not match img_size %d / patch_size %d (want %v)", ck.key, *ck.got, c.ImgSize, c.PatchSize, ck.want)
+		}
+	}
+	if j.PENumPosFeats != nil && 2**j.PENumPosFeats != c.PromptEmbedDim {
+		return bad("pe_num_pos_feats %d is not prompt_embed_dim/2 = %d", *j.PENumPosFeats, c.PromptEmbedDim/2)
+	}
+	if j.HypernetworkMLPDepth != nil && *j.HypernetworkMLPDepth != 3 {
+		return bad("hypernetwork_mlp_depth %d: SAM's hypernetwork MLPs have 3 layers", *j.HypernetworkMLPDepth)
+	}
+	if j.DecoderSelfHeadDim != nil && c.DecoderNumHeads > 0 && *j.DecoderSelfHeadDim*c.DecoderNumHeads != c.PromptEmbedDim {
+		return bad("decoder_self_attn_head_dim %d × heads %d ≠ %d", *j.DecoderSelfHeadDim, c.DecoderNumHeads, c.PromptEmbedDim)
+	}
+	if j.DecoderCrossHeadDim != nil && c.DecoderNumHeads > 0 && c.DecoderAttentionDownsampleRate > 0 &&
+		*j.DecoderCrossHeadDim*c.DecoderNumHeads*c.DecoderAttentionDownsampleRate != c.PromptEmbedDim {
+		return bad("decoder_cross_attn_head_dim %d does not match prompt_embed_dim / downsample / heads", *j.DecoderCrossHeadDim)
+	}
+	for _, a := range []struct {
+		key  string
+		val  *string
+		want string
+	}{
+		{"encoder_act", j.EncoderAct, "gelu_erf"},
+		{"prompt_mask_act", j.PromptMaskAct, "gelu_erf"},
+		{"upscaling_act", j.UpscalingAct, "gelu_erf"},
+		{"decoder_mlp_act", j.DecoderMLPAct, "relu"},
+		{"image_format", j.ImageFormat, "RGB"},
+	} {
+		if a.val != nil && *a.val != a.want {
+			return bad("%s %q is not supported (SAM uses %q)", a.key, *a.val, a.want)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package sam
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/samgo/samgo/sam/nn"
+)
+
+// imageEncoder is ImageEncoderViT (segment_anything/modeling/image_encoder.py):
+// patch embedding, absolute position embedding, a stack of ViT blocks with
+// windowed or global attention and decomposed relative-position bias, and a
+// convolutional neck that maps to the prompt dimension C.
+type imageEncoder struct {
+	cfg              *Config
+	patchW, patchB   nn.Tensor // (D, 3, p, p), (D)
+	posEmbed         nn.Tensor // (1, g, g, D) or nil
+	blocks           []*vitBlock
+	neck0, neck2     nn.Tensor // (C, D, 1, 1), (C, C, 3, 3): no bias
+	neckLN1, neckLN3 norm
+}
+
+// vitBlock is Block: x = x + attn(norm1(x)); x = x + mlp(norm2(x)).
+type vitBlock struct {
+	norm1, norm2 norm
+	qkv, proj    linear // qkv (3D, D): output channels [q | k | v]
+	relH, relW   nn.Tensor
+	lin1, lin2   linear
+	heads        int
+	window       int // 0: global attention over the whole g×g grid
+}
+
+func newImageEncoder(w *weights, cfg *Config) *imageEncoder {
+	e := &imageEncoder{cfg: cfg}
+	p := "image_encoder."
+	e.patchW, e.patchB = w.get(p+"patch_embed.proj.weight"), w.get(p+"patch_embed.proj.bias")
+	if cfg.EncoderUseAbsPos {
+		e.posEmbed = w.get(p + "pos_embed")
+	}
+	eps := cfg.EncoderLayerNormEps
+	for i := range cfg.EncoderDepth {
+		bp := fmt.Sprintf("%sblocks.%d.", p, i)
+		blk := &vitBlock{
+			norm1: w.norm(bp+"norm1", eps),
+			norm2: w.norm(bp+"norm2", eps),
+			qkv:   linear{w: w.get(bp + "attn.qkv.weight")},
+			proj:  w.linear(bp + "attn.proj"),
+			lin1:  w.linear(bp + "mlp.lin1"),
+			lin2:  w.linear(bp + "mlp.lin2"),
+			heads: cfg.EncoderNumHeads,
+		}
+		if cfg.EncoderQKVBias {
+			blk.qkv.b = w.get(bp + "attn.qkv.bias")
+		}
+		n := cfg.GridSize()
+		if !cfg.IsGlobal(i) {
+			blk.window = cfg.EncoderWindowSize
+			n = blk.window
+		}
+		if cfg.EncoderUseRelPos {
+			blk.relH = relPosTable(w, bp+"attn.rel_pos_h", n)
+			blk.relW = relPosTable(w, bp+"attn.rel_pos_w", n)
+		}
+		e.blocks = append(e.blocks, blk)
+	}
+	e.neck0 = w.get(p + "neck.0.weight")
+	e.neckLN1 = w.norm(p+"neck.1", cfg.NeckLayerNorm2dEps)
+	e.neck2 = w.get(p + "neck.2.weight")
+	e.neckLN3 = w.norm(p+"neck.3", cfg.NeckLayerNorm2dEps)
+	return e
+}
+
+// relPosTable uploads a rel_pos table for an n×n attention grid, resized to
+// 2n−1 rows as get_rel_pos does (F.interpolate, mode="linear",
+// align_corners=False) when the stored length differs.
+func relPosTable(w *weights, name string, n int) nn.Tensor {
+	v := w.host(name)
+	if v == nil {
+		return nil
+	}
+	shape := w.t[name].Shape // (L, head_dim)
+	L, d := shape[0], shape[1]
+	want := 2*n - 1
+	if L != want {
+		v = interpolateLinear(v, L, d, want)
+	}
+	return w.b.UploadWeight(v, want, d)
+}
+
+// interpolateLinear resizes the rows of an (L, d) table to (out, d) with
+// PyTorch's 1-D linear interpolation (align_corners=False).
+func interpolateLinear(v []float32, L, d, out int) []float32 {
+	res := make([]float32, out*d)
+	scale := float32(L) / float32(out)
+	for i := range out {
+		src := max(scale*(float32(i)+0.5)-0.5, 0)
+		i0 := min(int(src), L-1)
+		i1 := min(i0+1, L-1)
+		l1 := src - float32(i0)
+		l0 := 1 - l1
+		for c := range d {
+			res[i*d+c] = l0*v[i0*d+c] + l1*v[i1*d+c]
+		}
+	}
+	return res
+}
+
+// forwardCtx maps the normalised, padded image x (B, S, S, 3) to the image
+// embedding (B, g, g, C). Each block's output goes to trace if non-nil
+// (tests compare them with the reference). Cancellation is checked between
+// blocks.
+func (e *imageEncoder) forwardCtx(ctx context.Context, b nn.Backend, x nn.Tensor, trace func(name string, t nn.Tensor)) (nn.Tensor, error) {
+	p := e.cfg.PatchSize
+	h := b.Conv2D(x, e.patchW, e.patchB, p, 0) // (B, g, g, D)
+	if e.posEmbed != nil {
+		h2 := b.Add(h, e.posEmbed)
+		b.Release(h)
+		h = h2
+	}
+	if trace != nil {
+		trace("patch_embed", h)
+	}
+	for i, blk := range e.blocks {
+		if err := ctx.Err(); err != nil {
+			b.Release(h)
+			return nil, err
+		}
+		h2 := blk.forward(b, h)
+		b.Release(h)
+		h = h2
+		if trace != nil {
+			trace(fmt.Sprintf("block_%d", i), h)
+		}
+	}
+	// Neck: conv1×1 → LayerNorm2d → conv3×3 (pad 1) → LayerNorm2d.
+	n0 := b.Conv2D(h, e.neck0, nil, 1, 0) // (B, g, g, C)
+	b.Release(h)
+	n1 := e.neckLN1.forward(b, n0)
+	b.Release(n0)
+	n2 := b.Conv2D(n1, e.neck2, nil, 1, 1)
+	b.Release(n1)
+	out := e.neckLN3.forward(b, n2)
+	b.Release(n2)
+	return out, nil
+}
+
+// forward runs one block on x (B, H, W, D).
+func (blk *vitBlock) forward(b nn.Backend, x nn.Tensor) nn.Tensor {
+	sh := x.Shape()
+	B, H, W, D := sh[0], sh[1], sh[2], sh[3]
+
+	h := blk.norm1.forward(b, x)
+	var tokens nn.Tensor
+	gh, gw := H, W
+	if blk.window > 0 {
+		// Pad after the LayerNorm (padded tokens are zeros: their k and v
+		// are the qkv bias, and they take part in attention unmasked).
+		tokens = b.WindowPartition(h, blk.window) // (B·nWin, win², D)
+		b.Release(h)
+		gh, gw = blk.window, blk.window
+	} else {
+		tokens = b.Reshape(h, B, H*W, D) // (B, H·W, D)
+	}
+	qkv := blk.qkv.forward(b, tokens, nn.ActNone) // (B', N, 3D)
+	b.Release(tokens)
+	var rel *nn.RelPos
+	if blk.relH != nil {
+		rel = &nn.RelPos{H: blk.relH, W: blk.relW, QH: gh, QW: gw}
+	}
+	a := b.AttentionQKV(qkv, blk.heads, rel) // (B', N, D)
+	b.Release(qkv)
+	a2 := blk.proj.forward(b, a, nn.ActNone)
+	b.Release(a)
+	if blk.window > 0 {
+		a = b.WindowUnpartition(a2, blk.window, H, W) // (B, H, W, D)
+		b.Release(a2)
+	} else {
+		a = b.Reshape(a2, B, H, W, D)
+	}
+
+	x, h = b.AddLayerNorm(x, a, blk.norm2.w, blk.norm2.b, blk.norm2.eps) // x + attn, norm2(x + attn)
+	b.Release(a)
+	m := blk.lin1.forward(b, h, nn.ActGELU) // (B, H, W, mlp)
+	b.Release(h)
+	m2 := blk.lin2.forward(b, m, nn.ActNone)
+	b.Release(m)
+	out := b.Add(x, m2)
+	b.Release(x, m2)
+	return out
+}

@@ -1,0 +1,153 @@
+package sam
+
+import (
+	"fmt"
+
+	"github.com/samgo/samgo/sam/nn"
+)
+
+// maskDecoder is MaskDecoder (segment_anything/modeling/mask_decoder.py):
+// output tokens (an IoU token and one token per mask) are prepended to the
+// prompt tokens, run through the two-way transformer with the image, then
+// each mask token's hypernetwork MLP produces weights that are dotted with
+// the upscaled image features to give that mask's logits; the IoU token's
+// MLP predicts each mask's quality.
+type maskDecoder struct {
+	C, T         int       // transformer dim, mask tokens
+	outTokens    nn.Tensor // (1, 1+T, C): [iou_token, mask_tokens]
+	transformer  *twoWayTransformer
+	up1W, up1B   nn.Tensor // ConvTranspose2d C → C/4, kernel 2 stride 2
+	upNorm       norm      // LayerNorm2d(C/4)
+	up2W, up2B   nn.Tensor // ConvTranspose2d C/4 → C/8
+	hyper        [][]linear
+	iouHead      []linear
+	numMultimask int
+}
+
+func newMaskDecoder(w *weights, cfg *Config) *maskDecoder {
+	p := "mask_decoder."
+	d := &maskDecoder{C: cfg.PromptEmbedDim, T: cfg.NumMaskTokens(), numMultimask: cfg.NumMultimaskOutputs}
+	iou, masks := w.host(p+"iou_token.weight"), w.host(p+"mask_tokens.weight")
+	if w.err == nil {
+		d.outTokens = w.b.UploadWeight(append(append([]float32{}, iou...), masks...), 1, 1+d.T, d.C)
+	}
+	d.transformer = newTwoWayTransformer(w, cfg)
+	d.up1W, d.up1B = w.get(p+"output_upscaling.0.weight"), w.get(p+"output_upscaling.0.bias")
+	d.upNorm = w.norm(p+"output_upscaling.1", cfg.UpscalingLayerNorm2dEps)
+	d.up2W, d.up2B = w.get(p+"output_upscaling.3.weight"), w.get(p+"output_upscaling.3.bias")
+	mlp := func(prefix string, depth int) []linear {
+		var ls []linear
+		for j := range depth {
+			ls = append(ls, w.linear(fmt.Sprintf("%slayers.%d", prefix, j)))
+		}
+		return ls
+	}
+	for i := range d.T {
+		d.hyper = append(d.hyper, mlp(fmt.Sprintf("%soutput_hypernetworks_mlps.%d.", p, i), 3))
+	}
+	d.iouHead = mlp(p+"iou_prediction_head.", cfg.IoUHeadDepth)
+	return d
+}
+
+// runMLP is the decoder's MLP: ReLU after every layer but the last.
+func runMLP(b nn.Backend, layers []linear, x nn.Tensor) nn.Tensor {
+	for i, l := range layers {
+		act := nn.ActReLU
+		if i == len(layers)-1 {
+			act = nn.ActNone
+		}
+		y := l.forward(b, x, act)
+		if i > 0 {
+			b.Release(x)
+		}
+		x = y
+	}
+	return x
+}
+
+// forward predicts masks for B prompts sharing one image embedding.
+//
+//	embedding (1, g·g, C) image tokens; densePE (1, g·g, C)
+//	sparse (B, N, C) prompt tokens; dense (B, g·g, C) or nil (no mask input)
+//
+// It returns all T mask logits (B, T, 4g, 4g) and IoU predictions
+// (B, T); the caller selects the multimask or single-mask outputs.
+//
+// trace, if non-nil, receives the transformer outputs and the upscaled
+// features under the reference fixtures' names.
+func (d *maskDecoder) forward(b nn.Backend, embedding, densePE, sparse, dense, noMask nn.Tensor, g int, trace func(string, nn.Tensor)) (masks, iou nn.Tensor) {
+	B := sparse.Shape()[0]
+	C := d.C
+
+	// tokens = [iou_token, mask_tokens, sparse]: (B, 1+T+N, C).
+	out := b.Repeat(d.outTokens, B)
+	tokens := b.Concat(1, b.Reshape(out, B, 1+d.T, C), sparse)
+	b.Release(out)
+
+	// src = repeat_interleave(embedding, B) + dense: (B, g·g, C).
+	rep := b.Repeat(embedding, B) // (1, g·g, C) → (B, g·g, C)
+	var src nn.Tensor
+	if dense != nil {
+		src = b.Add(rep, dense)
+	} else {
+		src = b.Add(rep, noMask) // no_mask_embed broadcast over batch and tokens
+	}
+	b.Release(rep)
+
+	hs, keys := d.transformer.forward(b, src, densePE, tokens)
+	if trace != nil {
+		trace("transformer_queries", hs)
+		trace("transformer_keys", keys)
+	}
+	b.Release(tokens)
+	if keys != src {
+		b.Release(src)
+	}
+
+	// Upscale the image tokens: (B, g, g, C) → (B, 2g, 2g, C/4) → (B, 4g, 4g, C/8).
+	x := b.Reshape(keys, B, g, g, C)
+	u1 := b.ConvTranspose2D(x, d.up1W, d.up1B, 2)
+	b.Release(keys)
+	u1n := d.upNorm.forward(b, u1)
+	b.Release(u1)
+	u1a := b.Activation(u1n, nn.ActGELU)
+	b.Release(u1n)
+	u2 := b.ConvTranspose2D(u1a, d.up2W, d.up2B, 2)
+	b.Release(u1a)
+	up := b.Activation(u2, nn.ActGELU)
+	b.Release(u2)
+	upTokens := b.Reshape(up, B, 16*g*g, C/8) // (B, 4g·4g, C/8)
+	if trace != nil {
+		trace("upscaled", upTokens)
+	}
+
+	// Hypernetworks: mask token i → (B, 1, C/8); stacked (B, T, C/8).
+	hyperOut := make([]nn.Tensor, d.T)
+	for i := range d.T {
+		tok := b.Slice(hs, 1, 1+i, 2+i) // (B, 1, C)
+		hyperOut[i] = runMLP(b, d.hyper[i], tok)
+		b.Release(tok)
+	}
+	hyperIn := b.Concat(1, hyperOut...)
+	b.Release(hyperOut...)
+	m := b.MatMulT(hyperIn, upTokens) // (B, T, 16g²)
+	b.Release(hyperIn, up)
+	masks = b.Reshape(m, B, d.T, 4*g, 4*g)
+
+	iouTok := b.Slice(hs, 1, 0, 1) // (B, 1, C)
+	iouOut := runMLP(b, d.iouHead, iouTok)
+	b.Release(iouTok, hs)
+	iou = b.Reshape(iouOut, B, d.T)
+	return masks, iou
+}
+
+// selectOutputs keeps masks 1..T−1 (multimask) or mask 0, as MaskDecoder.forward.
+func (d *maskDecoder) selectOutputs(b nn.Backend, masks, iou nn.Tensor, multimask bool) (nn.Tensor, nn.Tensor) {
+	lo, hi := 0, 1
+	if multimask {
+		lo, hi = 1, d.T
+	}
+	m := b.Slice(masks, 1, lo, hi)
+	s := b.Slice(iou, 1, lo, hi)
+	return m, s
+}

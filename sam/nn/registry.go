@@ -1,0 +1,90 @@
+package nn
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Options configure a backend at creation.
+type Options struct {
+	// Precision of weights and activations: "fp32" (default) or "bf16".
+	// Backends that only compute in one precision reject the other.
+	Precision string
+	// Threads bounds host parallelism (0: GOMAXPROCS).
+	Threads int
+}
+
+// Factory creates a backend on device index dev (0 where the kind has
+// no devices, e.g. the CPU).
+type Factory func(dev int, opts Options) (Backend, error)
+
+var (
+	regMu     sync.Mutex
+	factories = map[string]Factory{}
+	hints     = map[string]string{}
+)
+
+// Register makes a backend kind available to Open; backends call it from
+// an init function, so importing a backend package is enough to enable it.
+func Register(kind string, f Factory) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	factories[kind] = f
+}
+
+// RegisterHint records what to tell a user who asks for a kind that this
+// build lacks (e.g. how to build with CUDA).
+func RegisterHint(kind, hint string) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	hints[kind] = hint
+}
+
+// Kinds lists the registered backend kinds.
+func Kinds() []string {
+	regMu.Lock()
+	defer regMu.Unlock()
+	var ks []string
+	for k := range factories {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// ParseDevice splits "cuda:1" into ("cuda", 1); "cpu" gives ("cpu", 0).
+func ParseDevice(spec string) (kind string, index int, err error) {
+	kind, idx, found := strings.Cut(strings.TrimSpace(spec), ":")
+	if kind == "" {
+		return "", 0, fmt.Errorf("empty device")
+	}
+	if found {
+		index, err = strconv.Atoi(idx)
+		if err != nil || index < 0 {
+			return "", 0, fmt.Errorf("device %q: bad index %q", spec, idx)
+		}
+	}
+	return kind, index, nil
+}
+
+// Open creates a backend from a device spec such as "cpu", "cuda" or "cuda:1".
+func Open(spec string, opts Options) (Backend, error) {
+	kind, idx, err := ParseDevice(spec)
+	if err != nil {
+		return nil, err
+	}
+	regMu.Lock()
+	f, ok := factories[kind]
+	hint := hints[kind]
+	regMu.Unlock()
+	if !ok {
+		if hint != "" {
+			return nil, fmt.Errorf("device %q is not available: %s", spec, hint)
+		}
+		return nil, fmt.Errorf("unknown device %q (available: %s)", spec, strings.Join(Kinds(), ", "))
+	}
+	return f(idx, opts)
+}

@@ -1,0 +1,457 @@
+package sam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/samgo/samgo/sam/imgproc"
+	"github.com/samgo/samgo/sam/nn"
+)
+
+// Point is a prompt point in original-image pixel coordinates (x right, y
+// down, as SamPredictor takes them). Label 1 marks foreground, 0 background.
+type Point struct {
+	X     float64 `json:"x"`
+	Y     float64 `json:"y"`
+	Label int     `json:"label"`
+}
+
+// Box is a prompt box [X0, Y0, X1, Y1] in original-image pixels.
+type Box struct {
+	X0 float64 `json:"x0"`
+	Y0 float64 `json:"y0"`
+	X1 float64 `json:"x1"`
+	Y1 float64 `json:"y1"`
+}
+
+// Prompt is one SamPredictor.predict call's input.
+type Prompt struct {
+	Points []Point `json:"points,omitempty"`
+	Box    *Box    `json:"box,omitempty"`
+	// MaskInput is a low-resolution logit mask (4g×4g, row-major), usually
+	// a previous Prediction's LowResLogits[i], or nil.
+	MaskInput []float32 `json:"-"`
+	// Multimask returns the 3 multimask outputs instead of the single mask.
+	Multimask bool `json:"multimask"`
+	// ReturnLogits also returns the full-resolution logits.
+	ReturnLogits bool `json:"-"`
+}
+
+// Mask is a binary mask at the original image size, row-major.
+type Mask struct {
+	W, H int
+	Pix  []bool
+}
+
+// Area counts the mask's pixels.
+func (m Mask) Area() int {
+	n := 0
+	for _, v := range m.Pix {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
+// Prediction is SamPredictor.predict's output for one prompt: M masks (3
+// with Multimask, else 1).
+type Prediction struct {
+	Masks []Mask
+	IoU   []float32 // predicted IoU per mask (not clamped)
+	// LowResLogits are the decoder's logits (M × LowRes·LowRes), to feed
+	// back as a MaskInput.
+	LowResLogits [][]float32
+	LowRes       int
+	// Logits are the upscaled logits (M × H·W), with ReturnLogits only.
+	Logits [][]float32
+	W, H   int
+}
+
+// Best returns the index of the mask with the highest predicted IoU.
+func (p *Prediction) Best() int {
+	best := 0
+	for i, s := range p.IoU {
+		if s > p.IoU[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// ErrPrompt marks an invalid prompt; ErrNoImage a Predict before SetImage.
+var (
+	ErrPrompt  = errors.New("invalid prompt")
+	ErrNoImage = errors.New("no image set: call SetImage or SetEmbedding first")
+)
+
+// Trace receives intermediate tensors under the reference fixtures' names
+// (for tests and debugging). Data is a host copy in the backend's layout.
+type Trace func(name string, shape []int, data []float32)
+
+// Predictor is SamPredictor: encode an image once, then prompt it many
+// times. A Predictor is not safe for concurrent use; create one per
+// goroutine (they can share a Model and an Embedding).
+type Predictor struct {
+	m      *Model
+	emb    *Embedding
+	tokens nn.Tensor // emb as image tokens (1, g·g, C) on the backend
+	// Trace, when set, receives intermediate tensors.
+	Trace Trace
+}
+
+// NewPredictor returns a predictor for m.
+func NewPredictor(m *Model) *Predictor { return &Predictor{m: m} }
+
+// Model returns the predictor's model.
+func (p *Predictor) Model() *Model { return p.m }
+
+// SetImage encodes img (RGB, any size) and caches the embedding.
+func (p *Predictor) SetImage(ctx context.Context, img *imgproc.RGB) error {
+	e, err := p.m.EncodeImage(ctx, img)
+	if err != nil {
+		return err
+	}
+	return p.SetEmbedding(e)
+}
+
+// SetEmbedding uses a precomputed embedding (see Embedding, LoadEmbedding).
+func (p *Predictor) SetEmbedding(e *Embedding) (err error) {
+	if err := e.Check(&p.m.Config); err != nil {
+		return err
+	}
+	defer nn.Catch(&err)
+	p.Reset()
+	p.tokens = e.upload(p.m.backend)
+	p.emb = e
+	return nil
+}
+
+// Embedding returns the current embedding (nil before SetImage).
+func (p *Predictor) Embedding() *Embedding { return p.emb }
+
+// Reset forgets the image.
+func (p *Predictor) Reset() {
+	if p.tokens != nil {
+		p.m.backend.Release(p.tokens)
+	}
+	p.tokens, p.emb = nil, nil
+}
+
+// Predict answers one prompt.
+func (p *Predictor) Predict(ctx context.Context, pr Prompt) (*Prediction, error) {
+	res, err := p.PredictBatch(ctx, []Prompt{pr})
+	if err != nil {
+		return nil, err
+	}
+	return res[0], nil
+}
+
+// maxBatch bounds how many prompts share one decoder pass.
+const maxBatch = 64
+
+// PredictBatch answers many prompts on the same image. Prompts with the
+// same structure (number of points, box or not, mask input or not,
+// multimask or not) share decoder passes (SamPredictor.predict_torch with a
+// batch); results come back in input order.
+func (p *Predictor) PredictBatch(ctx context.Context, prompts []Prompt) ([]*Prediction, error) {
+	if p.emb == nil {
+		return nil, ErrNoImage
+	}
+	for i := range prompts {
+		if err := p.checkPrompt(&prompts[i]); err != nil {
+			if len(prompts) > 1 {
+				return nil, fmt.Errorf("prompt %d: %w", i, err)
+			}
+			return nil, err
+		}
+	}
+	type key struct {
+		points          int
+		box, mask, mult bool
+	}
+	groups := map[key][]int{}
+	var order []key
+	for i, pr := range prompts {
+		k := key{len(pr.Points), pr.Box != nil, pr.MaskInput != nil, pr.Multimask}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	out := make([]*Prediction, len(prompts))
+	for _, k := range order {
+		idx := groups[k]
+		for start := 0; start < len(idx); start += maxBatch {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			chunk := idx[start:min(start+maxBatch, len(idx))]
+			batch := make([]Prompt, len(chunk))
+			for j, i := range chunk {
+				batch[j] = prompts[i]
+			}
+			res, err := p.predictSame(batch)
+			if err != nil {
+				return nil, err
+			}
+			for j, i := range chunk {
+				out[i] = res[j]
+			}
+		}
+	}
+	return out, nil
+}
+
+func (p *Predictor) checkPrompt(pr *Prompt) error {
+	e := p.emb
+	W, H := float64(e.OriginalW), float64(e.OriginalH)
+	inside := func(x, y float64) bool {
+		return !math.IsNaN(x) && !math.IsNaN(y) && x >= 0 && y >= 0 && x <= W && y <= H
+	}
+	if len(pr.Points) == 0 && pr.Box == nil && pr.MaskInput == nil {
+		return fmt.Errorf("%w: no points, box or mask", ErrPrompt)
+	}
+	for i, pt := range pr.Points {
+		if pt.Label != 0 && pt.Label != 1 {
+			return fmt.Errorf("%w: point %d has label %d (1 foreground, 0 background)", ErrPrompt, i, pt.Label)
+		}
+		if !inside(pt.X, pt.Y) {
+			return fmt.Errorf("%w: point %d (%g, %g) lies outside the %d×%d image", ErrPrompt, i, pt.X, pt.Y, e.OriginalW, e.OriginalH)
+		}
+	}
+	if b := pr.Box; b != nil {
+		if !inside(b.X0, b.Y0) || !inside(b.X1, b.Y1) {
+			return fmt.Errorf("%w: box (%g, %g, %g, %g) lies outside the %d×%d image", ErrPrompt, b.X0, b.Y0, b.X1, b.Y1, e.OriginalW, e.OriginalH)
+		}
+		if b.X1 < b.X0 || b.Y1 < b.Y0 {
+			return fmt.Errorf("%w: box (%g, %g, %g, %g) has x1 < x0 or y1 < y0", ErrPrompt, b.X0, b.Y0, b.X1, b.Y1)
+		}
+	}
+	if pr.MaskInput != nil {
+		n := p.m.Config.LowResSize()
+		if len(pr.MaskInput) != n*n {
+			return fmt.Errorf("%w: mask input has %d values, want %d×%d", ErrPrompt, len(pr.MaskInput), n, n)
+		}
+	}
+	return nil
+}
+
+// inputPoints maps a prompt to normalised prompt-encoder points as
+// SamPredictor.predict does: apply_coords in float64, cast to float32,
+// then +0.5 and /S in float32; a padding point when there is no box.
+func (p *Predictor) inputPoints(pr *Prompt) []point {
+	e := p.emb
+	sx := float64(e.InputW) / float64(e.OriginalW)
+	sy := float64(e.InputH) / float64(e.OriginalH)
+	S := float32(e.ImgSize)
+	norm := func(x, y float64) (float32, float32) {
+		return (float32(x*sx) + 0.5) / S, (float32(y*sy) + 0.5) / S
+	}
+	var pts []point
+	for _, pt := range pr.Points {
+		x, y := norm(pt.X, pt.Y)
+		pts = append(pts, point{x, y, pt.Label})
+	}
+	if pr.Box != nil {
+		x0, y0 := norm(pr.Box.X0, pr.Box.Y0)
+		x1, y1 := norm(pr.Box.X1, pr.Box.Y1)
+		pts = append(pts, point{x0, y0, 2}, point{x1, y1, 3})
+	} else if len(pts) > 0 {
+		pts = append(pts, point{0, 0, -1})
+	}
+	return pts
+}
+
+// predictSame runs one decoder pass for prompts of identical structure.
+func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error) {
+	defer nn.Catch(&err)
+	m, b, cfg := p.m, p.m.backend, &p.m.Config
+	B, C, g := len(prompts), cfg.PromptEmbedDim, cfg.GridSize()
+	N := len(p.inputPoints(&prompts[0]))
+
+	sparseHost := make([]float32, B*N*C)
+	for i := range prompts {
+		m.pe.sparse(p.inputPoints(&prompts[i]), sparseHost[i*N*C:(i+1)*N*C])
+	}
+	sparse := b.Upload(sparseHost, B, N, C)
+	p.trace("sparse", sparse)
+	var dense nn.Tensor
+	if prompts[0].MaskInput != nil {
+		lr := cfg.LowResSize()
+		masks := make([]float32, 0, B*lr*lr)
+		for _, pr := range prompts {
+			masks = append(masks, pr.MaskInput...)
+		}
+		mt := b.Upload(masks, B, lr, lr)
+		dense = m.pe.dense(b, mt)
+		b.Release(mt)
+		p.traceNCHW("dense", dense, g)
+	}
+
+	var tr func(string, nn.Tensor)
+	if p.Trace != nil {
+		tr = func(name string, t nn.Tensor) {
+			if name == "upscaled" {
+				p.traceNCHW(name, t, 4*g)
+			} else {
+				p.trace(name, t)
+			}
+		}
+	}
+	masks, iou := m.dec.forward(b, p.tokens, m.pe.densePE, sparse, dense, m.pe.noMask, g, tr)
+	b.Release(sparse)
+	if dense != nil {
+		b.Release(dense)
+	}
+	low, scores := m.dec.selectOutputs(b, masks, iou, prompts[0].Multimask)
+	b.Release(masks, iou)
+	e := p.emb
+	up := b.UpscaleMasks(low, nn.MaskUpscale{Pad: cfg.ImgSize, InH: e.InputH, InW: e.InputW, OutH: e.OriginalH, OutW: e.OriginalW})
+
+	M := low.Shape()[1]
+	lr := cfg.LowResSize()
+	lowHost, iouHost, upHost := b.Download(low), b.Download(scores), b.Download(up)
+	b.Release(low, scores, up)
+	H, W := e.OriginalH, e.OriginalW
+	res = make([]*Prediction, B)
+	for i := range B {
+		pr := &Prediction{W: W, H: H, LowRes: lr, IoU: iouHost[i*M : (i+1)*M]}
+		for j := range M {
+			k := i*M + j
+			pr.LowResLogits = append(pr.LowResLogits, lowHost[k*lr*lr:(k+1)*lr*lr])
+			logits := upHost[k*H*W : (k+1)*H*W]
+			mask := Mask{W: W, H: H, Pix: make([]bool, H*W)}
+			for q, v := range logits {
+				mask.Pix[q] = v > cfg.MaskThreshold
+			}
+			pr.Masks = append(pr.Masks, mask)
+			if prompts[i].ReturnLogits {
+				pr.Logits = append(pr.Logits, logits)
+			}
+		}
+		res[i] = pr
+	}
+	return res, nil
+}
+
+func (p *Predictor) trace(name string, t nn.Tensor) {
+	if p.Trace != nil {
+		p.Trace(name, t.Shape(), p.m.backend.Download(t))
+	}
+}
+
+// traceNCHW reports a (B, g·g, C) token tensor as (B, C, g, g), the
+// reference's layout.
+
+func (p *Predictor) traceNCHW(name string, t nn.Tensor, g int) {
+	if p.Trace == nil {
+		return
+	}
+	sh := t.Shape()
+	B, C := sh[0], sh[2]
+	v := p.m.backend.Download(t)
+	out := make([]float32, len(v))
+	for b := range B {
+		for i := range g * g {
+			for c := range C {
+				out[(b*C+c)*g*g+i] = v[(b*g*g+i)*C+c]
+			}
+		}
+	}
+	p.Trace(name, []int{B, C, g, g}, out)
+}
+
+// PreprocessShape is ResizeLongestSide.get_preprocess_shape.
+func PreprocessShape(h, w, longSide int) (int, int) { return imgproc.PreprocessShape(h, w, longSide) }
+
+// Preprocess resizes, normalises and pads an image as SamPredictor.set_image:
+// the encoder input (S, S, 3) channels-last, and the resized size.
+func (m *Model) Preprocess(img *imgproc.RGB) (input []float32, h, w int, err error) {
+	if img == nil || img.W <= 0 || img.H <= 0 {
+		return nil, 0, 0, fmt.Errorf("preprocess: empty image")
+	}
+	S := m.Config.ImgSize
+	r := imgproc.ResizeLongestSide(img, S)
+	input, err = imgproc.Normalize(r, S, m.Config.PixelMean, m.Config.PixelStd)
+	return input, r.H, r.W, err
+}
+
+// EncodeImage runs the image encoder on one image.
+func (m *Model) EncodeImage(ctx context.Context, img *imgproc.RGB) (*Embedding, error) {
+	es, err := m.EncodeImages(ctx, []*imgproc.RGB{img})
+	if err != nil {
+		return nil, err
+	}
+	return es[0], nil
+}
+
+// EncodeImages runs the image encoder on a batch of images in one pass.
+func (m *Model) EncodeImages(ctx context.Context, imgs []*imgproc.RGB) ([]*Embedding, error) {
+	if m.enc == nil {
+		return nil, ErrNoEncoder
+	}
+	S := m.Config.ImgSize
+	in := make([]float32, 0, len(imgs)*S*S*3)
+	es := make([]*Embedding, len(imgs))
+	for i, img := range imgs {
+		x, h, w, err := m.Preprocess(img)
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", i, err)
+		}
+		in = append(in, x...)
+		es[i] = &Embedding{ImgSize: S, OriginalH: img.H, OriginalW: img.W, InputH: h, InputW: w}
+	}
+	feats, err := m.EncodeInput(ctx, in, len(imgs), nil)
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range feats {
+		es[i].Features, es[i].C, es[i].G = f.Features, f.C, f.G
+	}
+	return es, nil
+}
+
+// EncodeInput runs the image encoder on already preprocessed input
+// (B, S, S, 3) channels-last and returns each image's features (sizes
+// unset). Trace, if set, receives the patch embedding and each block's
+// output (B, g, g, D) as the reference names them.
+func (m *Model) EncodeInput(ctx context.Context, input []float32, batch int, tr Trace) (out []*Embedding, err error) {
+	if m.enc == nil {
+		return nil, ErrNoEncoder
+	}
+	S := m.Config.ImgSize
+	if batch <= 0 || len(input) != batch*S*S*3 {
+		return nil, fmt.Errorf("encode: %d values for %d images of %d×%d×3", len(input), batch, S, S)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	defer nn.Catch(&err)
+	b := m.backend
+	x := b.Upload(input, batch, S, S, 3)
+	var trace func(string, nn.Tensor)
+	if tr != nil {
+		trace = func(name string, t nn.Tensor) { tr(name, t.Shape(), b.Download(t)) }
+	}
+	emb, err := m.enc.forwardCtx(ctx, b, x, trace) // (B, g, g, C)
+	b.Release(x)
+	if err != nil {
+		return nil, err
+	}
+	host := b.Download(emb)
+	b.Release(emb)
+	C, g := m.Config.PromptEmbedDim, m.Config.GridSize()
+	for i := range batch {
+		out = append(out, embeddingFromTokens(host[i*g*g*C:(i+1)*g*g*C], C, g))
+	}
+	return out, nil
+}
+
+// DensePE returns get_dense_pe(): the image positional encoding (C, g, g).
+func (m *Model) DensePE() []float32 {
+	tok := m.backend.Download(m.pe.densePE)
+	return embeddingFromTokens(tok, m.Config.PromptEmbedDim, m.Config.GridSize()).Features
+}
