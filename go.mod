@@ -8,7 +8,7 @@ require (
 	codeberg.org/sbinet/npyio v0.14.0 // indirect
 	github.com/campoy/embedmd v1.0.0 // indirect
 	github.com/davecgh/go-spew v1.1.1 // indirect
-	github.com/nlpodyssey/gopickle v0.3.0 // indirect
+	github.com/nlpodyssey/gopickle v0.3.0
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	golang.org/x/image v0.33.0 // indirect
 	golang.org/x/sys v0.38.0 // indirect
