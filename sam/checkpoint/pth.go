@@ -85,6 +85,9 @@ func parsePth(f *File, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
+		if len(b) > 64 {
+			b = b[:64]
+		}
 		switch order := strings.TrimSpace(string(b)); order {
 		case "little":
 		case "big":

@@ -409,6 +409,27 @@ func TestPthErrors(t *testing.T) {
 			data:     func(t *testing.T) []byte { return withPickle(t, []byte("\x80\x02X\xff\xff\xff\x7fab.")) },
 			sentinel: ErrTruncated,
 		},
+		// Inputs gopickle v0.3.0 panics on; unpickle turns them into errors.
+		{
+			name:     "gopickle panic: empty LONG1",
+			data:     func(t *testing.T) []byte { return withPickle(t, []byte("\x80\x02\x8a\x00.")) },
+			sentinel: ErrFormat,
+			contains: []string{"malformed pickle"},
+		},
+		{
+			name:     "gopickle panic: SETITEMS with an odd item count",
+			data:     func(t *testing.T) []byte { return withPickle(t, []byte("\x80\x02}(K\x01u.")) },
+			sentinel: ErrFormat,
+			contains: []string{"malformed pickle"},
+		},
+		{
+			name: "gopickle panic: unhashable OrderedDict key",
+			data: func(t *testing.T) []byte {
+				return withPickle(t, newPickle().global("collections", "OrderedDict").op(")R(C\x01aK\x01u.").Bytes())
+			},
+			sentinel: ErrFormat,
+			contains: []string{"malformed pickle"},
+		},
 		{
 			name:     "pickle with an unknown opcode",
 			data:     func(t *testing.T) []byte { return withPickle(t, []byte("\x80\x02\xff.")) },
