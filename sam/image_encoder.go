@@ -78,7 +78,7 @@ func relPosTable(w *weights, name string, n int) nn.Tensor {
 	if v == nil {
 		return nil
 	}
-	shape := w.t[name].Shape // (L, head_dim)
+	shape := w.shapeOf(name) // (L, head_dim)
 	L, d := shape[0], shape[1]
 	want := 2*n - 1
 	if L != want {

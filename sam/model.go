@@ -75,14 +75,24 @@ func Load(path string, b nn.Backend, opts LoadOptions) (m *Model, err error) {
 		}
 	}()
 	cfg := ck.info.Config
-	m = &Model{Config: cfg, Path: path, Format: ck.file.Format, Layout: ck.info.Layout, backend: b, file: ck.file}
-	w := &weights{b: b, path: path, t: ck.tensors}
+	m, err = build(&cfg, b, path, checkpointSource(ck.tensors))
+	if err != nil {
+		return nil, err
+	}
+	m.Format, m.Layout, m.file = ck.file.Format, ck.info.Layout, ck.file
+	return m, nil
+}
+
+// build constructs the modules from a weight source.
+func build(cfg *Config, b nn.Backend, path string, src weightSource) (m *Model, err error) {
+	m = &Model{Config: *cfg, Path: path, backend: b}
+	w := &weights{b: b, path: path, src: src}
 	defer nn.Catch(&err)
 	if cfg.HasImageEncoder {
-		m.enc = newImageEncoder(w, &cfg)
+		m.enc = newImageEncoder(w, &m.Config)
 	}
-	m.pe = newPromptEncoder(w, &cfg)
-	m.dec = newMaskDecoder(w, &cfg)
+	m.pe = newPromptEncoder(w, &m.Config)
+	m.dec = newMaskDecoder(w, &m.Config)
 	if w.err != nil {
 		return nil, w.err
 	}
@@ -187,11 +197,32 @@ func officialTensors(f *checkpoint.File) (map[string]*checkpoint.Tensor, string,
 	return out, "huggingface", nil
 }
 
-// weights hands checkpoint tensors to the backend during construction.
+// weightSource yields tensors by official name: a checkpoint, or random
+// values for benchmarks and shape tests.
+type weightSource interface {
+	shape(name string) ([]int, bool)
+	values(name string) ([]float32, error)
+}
+
+// checkpointSource serves a checkpoint's tensors.
+type checkpointSource map[string]*checkpoint.Tensor
+
+func (c checkpointSource) shape(name string) ([]int, bool) {
+	t, ok := c[name]
+	if !ok {
+		return nil, false
+	}
+	return t.Shape, true
+}
+
+func (c checkpointSource) values(name string) ([]float32, error) { return c[name].Float32() }
+
+// weights hands tensors to the backend during construction; the first
+// error sticks and later calls return nil.
 type weights struct {
 	b    nn.Backend
 	path string
-	t    map[string]*checkpoint.Tensor
+	src  weightSource
 	err  error
 }
 
@@ -200,17 +231,22 @@ func (w *weights) host(name string) []float32 {
 	if w.err != nil {
 		return nil
 	}
-	t, ok := w.t[name]
-	if !ok {
+	if _, ok := w.src.shape(name); !ok {
 		w.err = fmt.Errorf("load %s: %w: tensor %q missing", w.path, ErrCheckpoint, name)
 		return nil
 	}
-	v, err := t.Float32()
+	v, err := w.src.values(name)
 	if err != nil {
 		w.err = fmt.Errorf("load %s: %w", w.path, err)
 		return nil
 	}
 	return v
+}
+
+// shapeOf returns a tensor's stored shape.
+func (w *weights) shapeOf(name string) []int {
+	s, _ := w.src.shape(name)
+	return s
 }
 
 // get uploads a tensor with its stored shape; nil after an error.
@@ -219,7 +255,7 @@ func (w *weights) get(name string) nn.Tensor {
 	if v == nil {
 		return nil
 	}
-	return w.b.UploadWeight(v, w.t[name].Shape...)
+	return w.b.UploadWeight(v, w.shapeOf(name)...)
 }
 
 // linear is a torch nn.Linear: w (out, in), b (out).

@@ -92,7 +92,7 @@ func parseSafetensors(f *File, data []byte) error {
 // WriteTensor is one tensor to write with WriteSafetensors.
 type WriteTensor struct {
 	Name  string
-	DType DType // F32 (Float32 is used), U8/BOOL (Bytes is used)
+	DType DType // F32, F16, BF16 (from F32, rounded to nearest even), U8/BOOL (from Bytes)
 	Shape []int
 	F32   []float32
 	Bytes []byte
@@ -112,11 +112,11 @@ func WriteSafetensors(w io.Writer, tensors []WriteTensor, metadata map[string]st
 		}
 		var size int64
 		switch t.DType {
-		case F32:
+		case F32, F16, BF16:
 			if int64(len(t.F32)) != n {
 				return fmt.Errorf("write safetensors: tensor %q: %d values for shape %v", t.Name, len(t.F32), t.Shape)
 			}
-			size = 4 * n
+			size = int64(t.DType.Size()) * n
 		case U8, BOOL:
 			if int64(len(t.Bytes)) != n {
 				return fmt.Errorf("write safetensors: tensor %q: %d bytes for shape %v", t.Name, len(t.Bytes), t.Shape)
@@ -147,12 +147,23 @@ func WriteSafetensors(w io.Writer, tensors []WriteTensor, metadata map[string]st
 	}
 	for _, t := range tensors {
 		var b []byte
-		if t.DType == F32 {
+		switch t.DType {
+		case F32:
 			b = make([]byte, 4*len(t.F32))
 			for i, v := range t.F32 {
 				binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
 			}
-		} else {
+		case F16:
+			b = make([]byte, 2*len(t.F32))
+			for i, v := range t.F32 {
+				binary.LittleEndian.PutUint16(b[2*i:], Float32ToHalf(v))
+			}
+		case BF16:
+			b = make([]byte, 2*len(t.F32))
+			for i, v := range t.F32 {
+				binary.LittleEndian.PutUint16(b[2*i:], Float32ToBF16(v))
+			}
+		default:
 			b = t.Bytes
 		}
 		if _, err := w.Write(b); err != nil {

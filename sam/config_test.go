@@ -1,0 +1,76 @@
+package sam
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestPresets(t *testing.T) {
+	for _, c := range []struct {
+		names          []string
+		dim, depth, hd int
+		global         []int
+	}{
+		{[]string{"vit_b", "b", "vit-b", "ViT_B"}, 768, 12, 64, []int{2, 5, 8, 11}},
+		{[]string{"vit_l", "l"}, 1024, 24, 64, []int{5, 11, 17, 23}},
+		{[]string{"vit_h", "h"}, 1280, 32, 80, []int{7, 15, 23, 31}},
+	} {
+		for _, n := range c.names {
+			p, ok := Preset(n)
+			require.True(t, ok, n)
+			require.Equal(t, c.dim, p.EncoderEmbedDim, n)
+			require.Equal(t, c.depth, p.EncoderDepth, n)
+			require.Equal(t, c.hd, p.EncoderHeadDim(), n)
+			require.Equal(t, c.global, p.EncoderGlobalAttnIndexes, n)
+			require.Equal(t, 4*c.dim, p.EncoderMLPDim, n)
+			require.Equal(t, 64, p.GridSize())
+			require.Equal(t, 256, p.LowResSize())
+			require.NoError(t, p.Validate())
+		}
+	}
+	_, ok := Preset("vit_x")
+	require.False(t, ok)
+	// Presets are copies: editing one does not touch the package value.
+	p, _ := Preset("b")
+	p.EncoderGlobalAttnIndexes[0] = 99
+	require.Equal(t, 2, VitB.EncoderGlobalAttnIndexes[0])
+}
+
+func TestParseConfigFormats(t *testing.T) {
+	// The demo's short spelling (mlp_ratio, encoder_layernorm_eps,
+	// attention_downsample_rate) and the fixtures' long one.
+	demo := fixtureConfig(t, "demo")
+	require.Equal(t, 128, demo.EncoderEmbedDim)
+	require.Equal(t, 512, demo.EncoderMLPDim)
+	require.Equal(t, 4, demo.DecoderNumHeads)
+	require.Equal(t, []int{1, 3}, demo.EncoderGlobalAttnIndexes)
+	require.Equal(t, float32(1e-6), demo.EncoderLayerNormEps)
+	tiny := fixtureConfig(t, "tiny")
+	require.Equal(t, 3, tiny.EncoderWindowSize)
+	require.Equal(t, 16, tiny.EncoderHeadDim())
+	require.Equal(t, float32(1e-5), tiny.DecoderLayerNormEps)
+	dec := fixtureConfig(t, "vitb_decoder")
+	require.False(t, dec.HasImageEncoder)
+	require.Equal(t, 256, dec.PromptEmbedDim)
+}
+
+func TestParseConfigRejects(t *testing.T) {
+	for name, js := range map[string]string{
+		"not json":           `{`,
+		"bgr":                `{"image_format": "BGR"}`,
+		"tanh gelu":          `{"encoder_act": "gelu_tanh"}`,
+		"embedding size":     `{"img_size": 1024, "patch_size": 16, "image_embedding_size": [32, 32]}`,
+		"pixel mean":         `{"pixel_mean": [1, 2]}`,
+		"zero std":           `{"pixel_std": [0, 1, 1]}`,
+		"patch":              `{"img_size": 1000, "patch_size": 16}`,
+		"heads":              `{"encoder_embed_dim": 100, "encoder_num_heads": 3}`,
+		"decoder heads":      `{"decoder_num_heads": 7}`,
+		"global index":       `{"encoder_depth": 4, "encoder_global_attn_indexes": [4]}`,
+		"out_chans mismatch": `{"out_chans": 128, "prompt_embed_dim": 256}`,
+		"pe feats":           `{"pe_num_pos_feats": 64}`,
+	} {
+		_, err := ParseConfig([]byte(js))
+		require.ErrorIs(t, err, ErrConfig, name)
+	}
+}

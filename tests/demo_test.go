@@ -1,0 +1,126 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/samgo/samgo/sam"
+	"github.com/samgo/samgo/sam/imgproc"
+)
+
+// demoReference is testdata/demo/reference.json: the official predictor's
+// results for the bundled demo model on its three scenes.
+type demoReference struct {
+	Scenes map[string]struct {
+		Width     int    `json:"width"`
+		Height    int    `json:"height"`
+		InputSize [2]int `json:"input_size"`
+		Objects   []struct {
+			ID           int        `json:"id"`
+			Point        [2]float64 `json:"point"`
+			MultiIoUPred [3]float64 `json:"multimask_iou_predictions"`
+			MultiMaskIoU [3]float64 `json:"multimask_mask_iou"`
+			MultiArea    [3]int     `json:"multimask_mask_area"`
+			BoxXYXY      [4]float64 `json:"box_xyxy"`
+			BoxIoUPred   float64    `json:"box_iou_prediction"`
+			BoxMaskIoU   float64    `json:"box_mask_iou"`
+		} `json:"objects"`
+	} `json:"scenes"`
+}
+
+// maskIoU is |a ∧ b| / |a ∨ b|.
+func maskIoU(a []bool, b []bool) float64 {
+	var inter, union int
+	for i := range a {
+		if a[i] && b[i] {
+			inter++
+		}
+		if a[i] || b[i] {
+			union++
+		}
+	}
+	if union == 0 {
+		return 0
+	}
+	return float64(inter) / float64(union)
+}
+
+// TestDemoModelSegmentsScenes runs the bundled demo model (a small SAM
+// trained on synthetic shapes, testdata/demo/README.md) on its three
+// scenes with the prompts its reference used, and checks that we segment
+// every object as the official implementation does: the same predicted
+// IoUs, the same IoU with the ground-truth object, and the same mean IoU
+// (the figure its README reports for these scenes).
+func TestDemoModelSegmentsScenes(t *testing.T) {
+	m, err := sam.Load(fixturePath("demo", "model.safetensors"), newBackend(t), sam.LoadOptions{Config: demoConfig(t)})
+	require.NoError(t, err)
+	defer m.Close()
+	var ref demoReference
+	readJSON(t, fixturePath("demo", "reference.json"), &ref)
+
+	var sumOurs, sumRef, sumBoxOurs, sumBoxRef float64
+	var n int
+	for k := range 3 {
+		name := fmt.Sprintf("scene_%d", k)
+		sc := ref.Scenes[name]
+		img, err := imgproc.Load(fixturePath("demo", name+".png"))
+		require.NoError(t, err)
+		labels, err := imgproc.Load(fixturePath("demo", name+"_objects.png"))
+		require.NoError(t, err)
+		require.Equal(t, [2]int{sc.Width, sc.Height}, [2]int{img.W, img.H})
+
+		p := sam.NewPredictor(m)
+		require.NoError(t, p.SetImage(context.Background(), img))
+		require.Equal(t, sc.InputSize, [2]int{p.Embedding().InputH, p.Embedding().InputW})
+
+		for _, obj := range sc.Objects {
+			gt := make([]bool, img.W*img.H)
+			for i := range gt {
+				gt[i] = int(labels.Pix[3*i]) == obj.ID
+			}
+			pt, err := p.Predict(context.Background(), sam.Prompt{
+				Points: []sam.Point{{X: obj.Point[0], Y: obj.Point[1], Label: 1}}, Multimask: true})
+			require.NoError(t, err)
+			for j := range 3 {
+				require.InDelta(t, obj.MultiIoUPred[j], float64(pt.IoU[j]), 1e-4, "%s object %d mask %d predicted IoU", name, obj.ID, j)
+				iou := maskIoU(pt.Masks[j].Pix, gt)
+				require.InDelta(t, obj.MultiMaskIoU[j], iou, 2e-3, "%s object %d mask %d IoU with ground truth", name, obj.ID, j)
+				area := pt.Masks[j].Area()
+				require.InDelta(t, obj.MultiArea[j], area, math.Max(3, 1e-3*float64(obj.MultiArea[j])), "%s object %d mask %d area", name, obj.ID, j)
+			}
+			best := pt.Best()
+			sumOurs += maskIoU(pt.Masks[best].Pix, gt)
+			refBest := 0
+			for j := range 3 {
+				if obj.MultiIoUPred[j] > obj.MultiIoUPred[refBest] {
+					refBest = j
+				}
+			}
+			sumRef += obj.MultiMaskIoU[refBest]
+
+			b := obj.BoxXYXY
+			bx, err := p.Predict(context.Background(), sam.Prompt{Box: &sam.Box{X0: b[0], Y0: b[1], X1: b[2], Y1: b[3]}})
+			require.NoError(t, err)
+			require.InDelta(t, obj.BoxIoUPred, float64(bx.IoU[0]), 1e-4, "%s object %d box predicted IoU", name, obj.ID)
+			boxIoU := maskIoU(bx.Masks[0].Pix, gt)
+			require.InDelta(t, obj.BoxMaskIoU, boxIoU, 2e-3, "%s object %d box mask IoU", name, obj.ID)
+			sumBoxOurs += boxIoU
+			sumBoxRef += obj.BoxMaskIoU
+			n++
+		}
+	}
+	t.Logf("demo scenes: %d objects; mean IoU, 1 point (best of 3 by score): ours %.4f, reference %.4f; box: ours %.4f, reference %.4f",
+		n, sumOurs/float64(n), sumRef/float64(n), sumBoxOurs/float64(n), sumBoxRef/float64(n))
+	require.InDelta(t, sumRef/float64(n), sumOurs/float64(n), 1e-3)
+	require.InDelta(t, sumBoxRef/float64(n), sumBoxOurs/float64(n), 1e-3)
+}
+
+func demoConfig(t testing.TB) *sam.Config {
+	cfg, err := sam.ReadConfig(fixturePath("demo", "config.json"))
+	require.NoError(t, err)
+	return &cfg
+}
