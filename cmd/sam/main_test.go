@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/samgo/samgo/sam/imgproc"
+	"github.com/samgo/samgo/sam/npy"
+)
+
+const testdata = "../../tests/testdata"
+
+// samCLI runs the CLI in-process and returns exit code, stdout, stderr.
+func samCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"frobnicate"},
+		{"info"},
+		{"predict", "-checkpoint", "x", "-out", "d"},                               // neither -image nor -embedding
+		{"predict", "-checkpoint", "x", "-image", "i", "-out", "d", "-point", "1"}, // bad point
+		{"predict", "-checkpoint", "x", "-image", "i", "-out", "d", "-box", "1,2,3"},
+		{"predict", "-checkpoint", "x", "-image", "i", "-out", "d", "-point", "1,2,5"},
+		{"embed", "-nope"},
+		{"embed", "-checkpoint", "x", "-image", "i", "-out", "o", "stray"},
+	} {
+		code, _, stderr := samCLI(args...)
+		require.Equal(t, 2, code, "%v: %s", args, stderr)
+		require.NotEmpty(t, stderr, args)
+	}
+	code, _, _ := samCLI("help")
+	require.Equal(t, 0, code)
+}
+
+func TestRuntimeErrorsExitOne(t *testing.T) {
+	code, stdout, stderr := samCLI("info", "-checkpoint", filepath.Join(t.TempDir(), "missing.pth"))
+	require.Equal(t, 1, code)
+	require.Empty(t, stdout)
+	require.Contains(t, stderr, "missing.pth")
+	code, _, stderr = samCLI("predict", "-checkpoint", filepath.Join(testdata, "tiny", "model.safetensors"),
+		"-image", filepath.Join(testdata, "tiny", "image_0.png"), "-point", "500,1", "-out", t.TempDir())
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "outside")
+	code, _, stderr = samCLI("predict", "-checkpoint", filepath.Join(testdata, "tiny", "model.safetensors"),
+		"-image", filepath.Join(testdata, "tiny", "image_0.png"), "-point", "1,1", "-out", t.TempDir(), "-device", "cuda")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "built without CUDA support")
+}
+
+func TestInfo(t *testing.T) {
+	code, stdout, stderr := samCLI("info", "-checkpoint", filepath.Join(testdata, "tiny", "model.pth"))
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "config.json") // picked up beside the checkpoint
+	var info struct {
+		Format, Layout string
+		Tensors        int
+		Config         struct {
+			EncoderEmbedDim int   `json:"encoder_embed_dim"`
+			DecoderNumHeads int   `json:"decoder_num_heads"`
+			Global          []int `json:"encoder_global_attn_indexes"`
+		}
+		NameCheck *nameCheck `json:"name_check"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &info))
+	require.Equal(t, "pth", info.Format)
+	require.Equal(t, "official", info.Layout)
+	require.Equal(t, 202, info.Tensors)
+	require.Equal(t, 64, info.Config.EncoderEmbedDim)
+	require.Equal(t, 4, info.Config.DecoderNumHeads)
+	require.Equal(t, []int{1, 3}, info.Config.Global)
+	require.Nil(t, info.NameCheck)
+
+	// A name in the official style is checked against the file's sha256.
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(testdata, "tiny", "model.safetensors"))
+	require.NoError(t, err)
+	bad := filepath.Join(dir, "sam_vit_t_abcdef.safetensors")
+	require.NoError(t, os.WriteFile(bad, data, 0o644))
+	code, stdout, stderr = samCLI("info", "-checkpoint", bad, "-config", filepath.Join(testdata, "tiny", "config.json"))
+	require.Equal(t, 0, code, stderr)
+	require.NoError(t, json.Unmarshal([]byte(stdout), &info))
+	require.NotNil(t, info.NameCheck)
+	require.False(t, info.NameCheck.OK)
+	require.Contains(t, stderr, "does not start with abcdef")
+	good := filepath.Join(dir, "sam_vit_t_"+info.NameCheck.SHA256[:6]+".safetensors")
+	require.NoError(t, os.Rename(bad, good))
+	code, stdout, _ = samCLI("info", "-checkpoint", good, "-config", filepath.Join(testdata, "tiny", "config.json"))
+	require.Equal(t, 0, code)
+	require.NoError(t, json.Unmarshal([]byte(stdout), &info))
+	require.True(t, info.NameCheck.OK)
+}
+
+func TestEmbedThenPredict(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(testdata, "small", "model.safetensors")
+	img := filepath.Join(testdata, "small", "image_0.png") // 263×101
+	code, _, stderr := samCLI("embed", "-checkpoint", ck, "-image", img, "-out", filepath.Join(dir, "e.npy"))
+	require.Equal(t, 0, code, stderr)
+	e, shape, err := npy.ReadFile(filepath.Join(dir, "e.npy"))
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 64, 16, 16}, shape)
+	code, _, stderr = samCLI("embed", "-checkpoint", ck, "-image", img, "-out", filepath.Join(dir, "e.safetensors"))
+	require.Equal(t, 0, code, stderr)
+
+	// Single prompt from the image, multimask.
+	out1 := filepath.Join(dir, "p1")
+	code, stdout, stderr := samCLI("predict", "-checkpoint", ck, "-image", img, "-point", "120,50", "-point", "30,20,0", "-multimask", "-out", out1)
+	require.Equal(t, 0, code, stderr)
+	var res struct {
+		Masks []struct {
+			File string
+			IoU  float32
+		}
+		Shapes map[string][]int
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &res))
+	require.Equal(t, []int{3, 101, 263}, res.Shapes["logits"])
+	require.Len(t, res.Masks, 3)
+	logits, shape, err := npy.ReadFile(filepath.Join(out1, "logits.npy"))
+	require.NoError(t, err)
+	require.Equal(t, []int{3, 101, 263}, shape)
+	_, shape, err = npy.ReadFile(filepath.Join(out1, "low_res_logits.npy"))
+	require.NoError(t, err)
+	require.Equal(t, []int{3, 64, 64}, shape)
+	iou, shape, err := npy.ReadFile(filepath.Join(out1, "iou.npy"))
+	require.NoError(t, err)
+	require.Equal(t, []int{3}, shape)
+	for i, m := range res.Masks {
+		require.Equal(t, iou[i], m.IoU)
+		// The PNG is exactly logits > 0.
+		png, err := imgproc.Load(filepath.Join(out1, m.File))
+		require.NoError(t, err)
+		for q := range 101 * 263 {
+			require.Equal(t, logits[i*101*263+q] > 0, png.Pix[3*q] == 255, "mask %d pixel %d", i, q)
+		}
+	}
+	for _, f := range []string{"overlay.png", "result.json"} {
+		_, err := os.Stat(filepath.Join(out1, f))
+		require.NoError(t, err, f)
+	}
+
+	// The same prompt from the saved embedding gives the same logits.
+	out2 := filepath.Join(dir, "p2")
+	code, _, stderr = samCLI("predict", "-checkpoint", ck, "-embedding", filepath.Join(dir, "e.safetensors"), "-point", "120,50", "-point", "30,20,0", "-multimask", "-out", out2)
+	require.Equal(t, 0, code, stderr)
+	logits2, _, err := npy.ReadFile(filepath.Join(out2, "logits.npy"))
+	require.NoError(t, err)
+	require.Equal(t, logits, logits2)
+
+	// Several boxes: a leading batch dim; a mask input from the first run.
+	low, _, err := npy.ReadFile(filepath.Join(out1, "low_res_logits.npy"))
+	require.NoError(t, err)
+	require.NoError(t, npy.WriteFile(filepath.Join(dir, "m.npy"), low[:64*64], 1, 64, 64))
+	out3 := filepath.Join(dir, "p3")
+	code, stdout, stderr = samCLI("predict", "-checkpoint", ck, "-image", img, "-box", "10,10,100,90", "-box", "150,20,250,100",
+		"-mask-input", filepath.Join(dir, "m.npy"), "-out", out3)
+	require.Equal(t, 0, code, stderr)
+	require.NoError(t, json.Unmarshal([]byte(stdout), &res))
+	require.Equal(t, []int{2, 1, 101, 263}, res.Shapes["logits"])
+	_, shape, err = npy.ReadFile(filepath.Join(out3, "iou.npy"))
+	require.NoError(t, err)
+	require.Equal(t, []int{2, 1}, shape)
+	require.FileExists(t, filepath.Join(out3, "mask_1.png"))
+	require.True(t, strings.HasPrefix(res.Masks[1].File, "mask_1"))
+	_ = e
+}
