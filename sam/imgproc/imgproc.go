@@ -21,17 +21,15 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
 	"io"
 	"os"
 
-	// Decoders Decode understands. Registration is global (image.RegisterFormat).
-	_ "image/gif"
-	_ "image/jpeg"
-	_ "image/png"
-
-	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/tiff"
-	_ "golang.org/x/image/webp"
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
 )
 
 // RGB is an 8-bit RGB image: Pix holds H rows of W pixels of 3 bytes (R, G,
@@ -88,9 +86,35 @@ func Load(path string) (*RGB, error) {
 }
 
 // Decode reads a PNG, JPEG, GIF (first frame), BMP, TIFF or WebP image and
-// converts it as Pillow's Image.open(f).convert("RGB") would (the rules are
-// listed at FromImage, the format-specific ones at decodeBytes). Images above
-// DefaultMaxPixels are refused with ErrTooLarge before any pixel is decoded.
+// converts it as Pillow 9.4's Image.open(f).convert("RGB") would. The rules
+// for each Go image type are listed at FromImage; on top of them Decode
+// applies what only the file itself tells, where Pillow reads the same bytes
+// differently from Go's decoders:
+//
+//   - PNG, 16-bit grayscale (with or without tRNS): Pillow opens it as mode
+//     "I" and convert("RGB") clips each value to 0..255 (300 → 255, 200 →
+//     200); it does not scale. Go gives *image.Gray16 (clipped the same way by
+//     FromImage) or, with tRNS, *image.NRGBA64, clipped here too.
+//   - PNG, palette index beyond the PLTE entries: Pillow's palette is padded
+//     with a grey ramp, so index i gives (i, i, i); Go pads with black.
+//   - GIF: Pillow's image is the logical screen; outside the first frame's
+//     rectangle it holds the transparent index (if the frame has one) or
+//     else index 0, and the transparent index keeps its stored palette
+//     colour. Go returns the frame's rectangle only, with the transparent
+//     palette entry blanked.
+//   - WebP (lossy): libwebp converts Y'CbCr as BT.601 studio range with its
+//     own "fancy" chroma upsampling, not as JPEG's full-range Y'CbCr; done
+//     here as libwebp does it (see webpYCbCrToRGB).
+//
+// EXIF orientation is not applied (Image.open does not apply it either;
+// note that cv2.imread, used by the official amg.py script, does). Every
+// file in testdata/pillow decodes to Pillow's result bit for bit, JPEG
+// within a few levels (see FromImage).
+//
+// Images above DefaultMaxPixels are refused with ErrTooLarge, checked from
+// the header before any pixel is decoded; ErrFormat reports data that is not
+// a supported image or is corrupt or truncated, ErrEmpty an image without
+// pixels.
 func Decode(r io.Reader) (*RGB, error) {
 	return DecodeLimit(r, DefaultMaxPixels)
 }
@@ -108,34 +132,13 @@ func DecodeLimit(r io.Reader, maxPixels int) (*RGB, error) {
 	return img, nil
 }
 
-// decodeBytes decodes a whole file. On top of FromImage's type rules it
-// applies what only the file itself tells (what Pillow does differently
-// from Go's decoders for the same bytes):
-//
-//   - PNG, 16-bit grayscale (colour type 0, with or without tRNS): Pillow opens
-//     it as mode "I" and convert("RGB") clips each value to 0..255 (it does not
-//     scale: 300 → 255, 200 → 200). Go gives *image.Gray16 (clipped the same
-//     way by FromImage) or, with tRNS, *image.NRGBA64, clipped here.
-//   - PNG, palette index beyond the PLTE entries: Pillow's palette is padded
-//     with a grey ramp, so index i gives (i, i, i); Go pads with black.
-//   - GIF: Pillow's image is the logical screen; outside the first frame's
-//     rectangle it holds the transparent index (if the frame has one) else 0;
-//     the transparent index keeps its palette colour. Go returns the frame
-//     rectangle only and blanks the transparent palette entry.
-//   - WebP (lossy): libwebp converts Y'CbCr as BT.601 studio range with its
-//     "fancy" chroma upsampling; Go's *image.YCbCr would be read as full
-//     range JPEG Y'CbCr. Done as libwebp does it, bit for bit.
+// decodeBytes decodes a whole file with the rules of Decode.
 func decodeBytes(data []byte, maxPixels int) (img *RGB, err error) {
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+	c := sniff(data)
+	if c == nil {
+		return nil, fmt.Errorf("%w: %w", ErrFormat, image.ErrFormat)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("%w: %s %dx%d", ErrEmpty, format, cfg.Width, cfg.Height)
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
-		return nil, fmt.Errorf("%w: %s %dx%d is over the limit of %d pixels", ErrTooLarge, format, cfg.Width, cfg.Height, maxPixels)
-	}
+	format := c.name
 	// The decoders are meant never to panic on bad input; should one do so,
 	// it is reported as a corrupt file rather than taking the caller down.
 	defer func() {
@@ -143,22 +146,30 @@ func decodeBytes(data []byte, maxPixels int) (img *RGB, err error) {
 			img, err = nil, fmt.Errorf("%w: %s decoder panicked: %v", ErrFormat, format, p)
 		}
 	}()
+	// Each decoder gets its own *bytes.Reader. Going through image.Decode
+	// would hand them a bufio.Reader instead, and x/image/tiff, given a
+	// reader without ReadAt, buffers up to whatever offset the header names:
+	// a 166-byte file can make it allocate gigabytes.
+	cfg, err := c.config(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrFormat, format, err)
+	}
+	if err := checkSize(format, cfg.Width, cfg.Height, maxPixels); err != nil {
+		return nil, err
+	}
 	var gifInfo *gifFirstFrame
 	if format == "gif" {
 		if gifInfo, err = parseGIF(data); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrFormat, err)
 		}
 	}
-	src, _, err := image.Decode(bytes.NewReader(data))
+	src, err := c.decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrFormat, format, err)
 	}
 	b := src.Bounds()
-	if b.Dx() <= 0 || b.Dy() <= 0 {
-		return nil, fmt.Errorf("%w: %s %dx%d", ErrEmpty, format, b.Dx(), b.Dy())
-	}
-	if int64(b.Dx())*int64(b.Dy()) > int64(maxPixels) {
-		return nil, fmt.Errorf("%w: %s %dx%d is over the limit of %d pixels", ErrTooLarge, format, b.Dx(), b.Dy(), maxPixels)
+	if err := checkSize(format, b.Dx(), b.Dy(), maxPixels); err != nil {
+		return nil, err
 	}
 	switch format {
 	case "png":
@@ -176,4 +187,46 @@ func decodeBytes(data []byte, maxPixels int) (img *RGB, err error) {
 		}
 	}
 	return FromImage(src), nil
+}
+
+func checkSize(format string, w, h, maxPixels int) error {
+	if w <= 0 || h <= 0 {
+		return fmt.Errorf("%w: %s %dx%d", ErrEmpty, format, w, h)
+	}
+	if int64(w)*int64(h) > int64(maxPixels) {
+		return fmt.Errorf("%w: %s %dx%d is over the limit of %d pixels", ErrTooLarge, format, w, h, maxPixels)
+	}
+	return nil
+}
+
+// codec is one supported format: how to recognise it and its decoder.
+type codec struct {
+	name   string
+	magic  func([]byte) bool
+	config func(io.Reader) (image.Config, error)
+	decode func(io.Reader) (image.Image, error)
+}
+
+func prefix(p string) func([]byte) bool {
+	return func(b []byte) bool { return bytes.HasPrefix(b, []byte(p)) }
+}
+
+var codecs = []codec{
+	{"png", prefix("\x89PNG\r\n\x1a\n"), png.DecodeConfig, png.Decode},
+	{"jpeg", prefix("\xff\xd8"), jpeg.DecodeConfig, jpeg.Decode},
+	{"gif", func(b []byte) bool { return prefix("GIF87a")(b) || prefix("GIF89a")(b) }, gif.DecodeConfig, gif.Decode},
+	{"bmp", prefix("BM"), bmp.DecodeConfig, bmp.Decode},
+	{"tiff", func(b []byte) bool { return prefix("II*\x00")(b) || prefix("MM\x00*")(b) }, tiff.DecodeConfig, tiff.Decode},
+	{"webp", func(b []byte) bool { return len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP" }, webp.DecodeConfig, webp.Decode},
+}
+
+// sniff returns the codec whose signature data starts with (the same
+// signatures the packages register with image.RegisterFormat).
+func sniff(data []byte) *codec {
+	for i := range codecs {
+		if codecs[i].magic(data) {
+			return &codecs[i]
+		}
+	}
+	return nil
 }

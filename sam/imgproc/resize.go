@@ -164,13 +164,16 @@ func resizeHorizontal(src *RGB, w int) *RGB {
 			for i, k := range c.k {
 				p := in[c.start[i]*3:][:len(k)*3]
 				r, g, b := int32(roundHalf), int32(roundHalf), int32(roundHalf)
-				for x, kx := range k {
-					px := p[3*x : 3*x+3 : 3*x+3]
-					r += int32(px[0]) * kx
-					g += int32(px[1]) * kx
-					b += int32(px[2]) * kx
+				// Shrinking slices instead of indices: no bounds checks inside.
+				for len(p) >= 3 && len(k) > 0 {
+					kx := k[0]
+					r += int32(p[0]) * kx
+					g += int32(p[1]) * kx
+					b += int32(p[2]) * kx
+					p, k = p[3:], k[1:]
 				}
-				out[3*i], out[3*i+1], out[3*i+2] = clip8(r), clip8(g), clip8(b)
+				o := out[3*i : 3*i+3 : 3*i+3]
+				o[0], o[1], o[2] = clip8(r), clip8(g), clip8(b)
 			}
 		}
 	})
@@ -191,6 +194,7 @@ func resizeVertical(src *RGB, h int) *RGB {
 			}
 			for y, ky := range c.k[i] {
 				in := src.Pix[(c.start[i]+y)*rowLen:][:rowLen]
+				acc := acc[:len(in)]
 				for j, v := range in {
 					acc[j] += int32(v) * ky
 				}

@@ -87,7 +87,9 @@ func clampInt(v, lo, hi int) int {
 //   - h2v2 (4:2:0), h2v2_fancy_upsample: column sums s[i] = 3·C[r][i] +
 //     C[r±1][i] (the row above for the upper output row of a pair, below for
 //     the lower), then (3·s[i] + s[i−1] + 8) >> 4 and (3·s[i] + s[i+1] + 7) >> 4;
-//   - 4:4:4, 4:1:1 and 4:1:0: plain replication (int_upsample).
+//   - 4:4:4, 4:1:1 and 4:1:0, and 4:2:2 / 4:2:0 when the chroma plane is at
+//     most 2 samples wide (jinit_upsampler asks downsampled_width > 2 for
+//     the fancy methods): plain replication.
 //
 // Neighbours beyond the image edge replicate the edge sample (libjpeg's
 // context rows and its first/last column special cases).
@@ -96,8 +98,10 @@ func jpegYCbCrToRGB(m *image.YCbCr, dst *RGB) {
 	r := m.Rect
 	w := r.Dx()
 	cw := g.c1x - g.c0x + 1
-	fancyH := g.hs == 2
-	fancyV := g.vs == 2 && g.hs <= 2
+	// jinit_upsampler: h2v1 and h2v2 are fancy only when the chroma plane is
+	// wider than 2 samples; h1v2 always is.
+	fancyH := g.hs == 2 && cw > 2
+	fancyV := g.vs == 2 && (g.hs == 1 || fancyH)
 	sb, sr := make([]int32, cw), make([]int32, cw) // vertical stage, per chroma column
 	cb, cr := make([]int32, w), make([]int32, w)   // upsampled, per pixel
 	for y := r.Min.Y; y < r.Max.Y; y++ {
