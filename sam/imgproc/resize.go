@@ -25,7 +25,7 @@ func PreprocessShape(h, w, longSide int) (nh, nw int) {
 // ResizeLongestSide is ResizeLongestSide(longSide).apply_image: src resized
 // to PreprocessShape(src.H, src.W, longSide) with Resize. When the size
 // already matches, the result is a copy of src (Pillow's resize returns a
-// copy then).
+// copy then). Like Resize, it panics on an empty src.
 func ResizeLongestSide(src *RGB, longSide int) *RGB {
 	nh, nw := PreprocessShape(src.H, src.W, longSide)
 	return Resize(src, nw, nh)

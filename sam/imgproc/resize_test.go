@@ -1,7 +1,10 @@
 package imgproc
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -212,3 +215,51 @@ func BenchmarkResizePhoto(b *testing.B) {
 }
 
 func newRand() *rand.Rand { return rand.New(rand.NewPCG(7, 8)) }
+
+// BenchmarkPipelineJPEG is Decode → ResizeLongestSide(1024) → Normalize for
+// a 3000×2000 4:2:0 JPEG (the decode itself dominates).
+func BenchmarkPipelineJPEG(b *testing.B) {
+	data := photoJPEG(b, 3000, 2000)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		m, err := Decode(bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Normalize(ResizeLongestSide(m, 1024), 1024, PixelMean, PixelStd); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFromImageYCbCr is the libjpeg-style chroma upsampling and colour
+// conversion of a 3000×2000 4:2:0 image.
+func BenchmarkFromImageYCbCr(b *testing.B) {
+	img, err := jpeg.Decode(bytes.NewReader(photoJPEG(b, 3000, 2000)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		FromImage(img)
+	}
+}
+
+func photoJPEG(tb testing.TB, w, h int) []byte {
+	tb.Helper()
+	src := image.NewRGBA(image.Rect(0, 0, w, h))
+	r := newRand()
+	for y := range h {
+		for x := range w {
+			i := src.PixOffset(x, y)
+			src.Pix[i] = uint8(x * 255 / w)
+			src.Pix[i+1] = uint8(y * 255 / h)
+			src.Pix[i+2] = uint8((x+y)%256) ^ uint8(r.IntN(16))
+			src.Pix[i+3] = 255
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, src, &jpeg.Options{Quality: 90}); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
