@@ -11,7 +11,7 @@ require (
 	github.com/nlpodyssey/gopickle v0.3.0
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	golang.org/x/image v0.33.0 // indirect
-	golang.org/x/sys v0.38.0 // indirect
+	golang.org/x/sys v0.38.0
 	golang.org/x/text v0.34.0 // indirect
 	gonum.org/v1/gonum v0.17.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
