@@ -1,0 +1,240 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/samgo/samgo/sam/nn"
+	"github.com/samgo/samgo/sam/nn/cpu/sgemm"
+)
+
+// Attention, blockwise: the work is cut into items (batch, head, block of
+// query rows) that run in parallel. For an item with query rows [r0, r1):
+//
+//	S    = q[r0:r1]·kᵀ·(1/√d)                         (rows × Nk, GemmSerial)
+//	S   += rel_h[:, kh] + rel_w[:, kw] at key kh·QW+kw (if rel != nil)
+//	P    = exp(S − rowmax(S))                          (float32, expf)
+//	out  = (P·v) / rowsum(P)                           (GemmSerial)
+//
+// which equals softmax(q·kᵀ/√d + bias)·v; normalising the dv outputs of a
+// row instead of its Nk probabilities is the same number up to rounding and
+// cheaper. Memory is one rows × Nk block per worker, never Nq × Nk for all
+// heads.
+//
+// The relative-position terms come from two more small products per item:
+// Ph = q[r0:r1]·Hᵀ (rows × (2QH−1)) and Pw = q[r0:r1]·Wᵀ (rows × (2QW−1)),
+// with the unscaled q; then for query n = qh·QW + qw,
+// rel_h[n, kh] = Ph[n, qh − kh + QH − 1] and rel_w[n, kw] =
+// Pw[n, qw − kw + QW − 1]. That is about twice the multiply-adds of the
+// QH + QW dot products a row needs, but at GEMM speed, and it works for any
+// block of rows.
+
+// attnBlockFloats is the target size of a worker's logits block (rows × Nk
+// float32s): 2 MB, so that the block stays in the larger caches across its
+// three passes (product, softmax, product) while each product is still
+// long enough for GemmSerial's packing to pay off.
+const attnBlockFloats = 1 << 19
+
+// qkvView locates one of q, k, v in memory: element (b, n, h, c) is
+// data[off + (b·N + n)·row + h·hd + c] for N tokens and head width hd.
+type qkvView struct {
+	data []float32
+	off  int // offset of the first element
+	row  int // stride between tokens
+}
+
+// Attention: q (B, Nq, heads·d), k (B, Nk, heads·d), v (B, Nk, heads·dv) →
+// (B, Nq, heads·dv) = per head softmax(q·kᵀ/√d + bias)·v, heads split as
+// contiguous channel chunks, bias the decomposed relative-position term when
+// rel != nil.
+func (b *Backend) Attention(q, k, v nn.Tensor, heads int, rel *nn.RelPos) nn.Tensor {
+	const op = "Attention"
+	qt, kt, vt := tensor(op, "q", q), tensor(op, "k", k), tensor(op, "v", v)
+	checkRank(op, "q", qt, 3)
+	checkRank(op, "k", kt, 3)
+	checkRank(op, "v", vt, 3)
+	if heads < 1 {
+		nn.Fail(op, nn.ErrShape, "heads = %d", heads)
+	}
+	B, Nq, Cq := qt.shape[0], qt.shape[1], qt.shape[2]
+	Nk, Cv := kt.shape[1], vt.shape[2]
+	if kt.shape[0] != B || vt.shape[0] != B || kt.shape[2] != Cq || vt.shape[1] != Nk {
+		nn.Fail(op, nn.ErrShape, "q %s, k %s, v %s: want q (B, Nq, C), k (B, Nk, C), v (B, Nk, Cv)",
+			shapeString(qt.shape), shapeString(kt.shape), shapeString(vt.shape))
+	}
+	if Cq%heads != 0 || Cv%heads != 0 || Cq == 0 || Cv == 0 {
+		nn.Fail(op, nn.ErrShape, "q channels %d and v channels %d must be positive multiples of heads = %d", Cq, Cv, heads)
+	}
+	d, dv := Cq/heads, Cv/heads
+	relH, relW := checkRel(op, rel, Nq, Nk, d)
+	out := b.newTensor(B, Nq, Cv)
+	b.attention(B, Nq, Nk, heads, d, dv,
+		qkvView{qt.data, 0, Cq}, qkvView{kt.data, 0, Cq}, qkvView{vt.data, 0, Cv},
+		rel, relH, relW, out.data)
+	return out
+}
+
+// AttentionQKV is Attention on a packed projection qkv (B, N, 3·heads·d)
+// whose channels are [q | k | v]; q, k and v are read in place.
+func (b *Backend) AttentionQKV(qkv nn.Tensor, heads int, rel *nn.RelPos) nn.Tensor {
+	const op = "AttentionQKV"
+	x := tensor(op, "qkv", qkv)
+	checkRank(op, "qkv", x, 3)
+	if heads < 1 {
+		nn.Fail(op, nn.ErrShape, "heads = %d", heads)
+	}
+	B, N, C3 := x.shape[0], x.shape[1], x.shape[2]
+	if C3%(3*heads) != 0 || C3 == 0 {
+		nn.Fail(op, nn.ErrShape, "qkv %s: channels must be a positive multiple of 3·heads = %d", shapeString(x.shape), 3*heads)
+	}
+	C := C3 / 3
+	d := C / heads
+	relH, relW := checkRel(op, rel, N, N, d)
+	out := b.newTensor(B, N, C)
+	b.attention(B, N, N, heads, d, d,
+		qkvView{x.data, 0, C3}, qkvView{x.data, C, C3}, qkvView{x.data, 2 * C, C3},
+		rel, relH, relW, out.data)
+	return out
+}
+
+// checkRel validates rel against Nq = Nk = QH·QW and head dim d and returns
+// its tables (nil, nil without rel).
+func checkRel(op string, rel *nn.RelPos, Nq, Nk, d int) (h, w []float32) {
+	if rel == nil {
+		return nil, nil
+	}
+	ht, wt := tensor(op, "rel.H", rel.H), tensor(op, "rel.W", rel.W)
+	if rel.QH < 1 || rel.QW < 1 || Nq != rel.QH*rel.QW || Nk != Nq {
+		nn.Fail(op, nn.ErrShape, "rel-pos grid %dx%d needs Nq = Nk = %d, have Nq %d, Nk %d", rel.QH, rel.QW, rel.QH*rel.QW, Nq, Nk)
+	}
+	checkShape(op, "rel.H", ht, 2*rel.QH-1, d)
+	checkShape(op, "rel.W", wt, 2*rel.QW-1, d)
+	return ht.data, wt.data
+}
+
+// attention runs the blockwise algorithm above; out is (B, Nq, heads·dv).
+func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *nn.RelPos, relH, relW []float32, out []float32) {
+	if B == 0 || Nq == 0 {
+		return
+	}
+	if Nk == 0 { // softmax over no keys: torch gives NaN
+		fillNaN(out)
+		return
+	}
+	rows := min(Nq, max(16, attnBlockFloats/Nk), 512)
+	// Enough items for every thread (and some balance) when the batch and
+	// the heads alone do not provide them.
+	for rows > 16 && B*heads*((Nq+rows-1)/rows) < 4*b.threads {
+		rows = (rows + 1) / 2
+	}
+	blocks := (Nq + rows - 1) / rows
+	items := B * heads * blocks
+	scale := float32(1 / math.Sqrt(float64(d)))
+	Cout := heads * dv
+
+	var nh, nw int // rel-pos table rows
+	if rel != nil {
+		nh, nw = 2*rel.QH-1, 2*rel.QW-1
+	}
+	perWorker := rows*Nk + rows + rows*(nh+nw) + nw
+	sc := newScratch(b.threads)
+	cost := 2*rows*Nk*(d+dv) + 20*rows*Nk
+	b.parallelFor(items, grain(cost), func(w, lo, hi int) {
+		buf := sc.get(w, perWorker)
+		for it := lo; it < hi; it++ {
+			bi, h, blk := it/(heads*blocks), it/blocks%heads, it%blocks
+			r0 := blk * rows
+			n := min(rows, Nq-r0)
+			s := buf[:n*Nk]
+			inv := buf[rows*Nk : rows*Nk+n]
+
+			qa := q.data[q.off+(bi*Nq+r0)*q.row+h*d:]
+			ka := k.data[k.off+bi*Nk*k.row+h*d:]
+			va := v.data[v.off+bi*Nk*v.row+h*dv:]
+			sgemm.GemmSerial(false, true, n, Nk, d, scale, qa, q.row, ka, k.row, 0, s, Nk)
+			if rel != nil {
+				ph := buf[rows*Nk+rows : rows*Nk+rows+n*nh]
+				pw := buf[rows*Nk+rows+rows*nh : rows*Nk+rows+rows*nh+n*nw]
+				sgemm.GemmSerial(false, true, n, nh, d, 1, qa, q.row, relH, d, 0, ph, nh)
+				sgemm.GemmSerial(false, true, n, nw, d, 1, qa, q.row, relW, d, 0, pw, nw)
+				rw := buf[rows*Nk+rows+rows*(nh+nw):][:rel.QW]
+				for i := range n {
+					qh, qw := (r0+i)/rel.QW, (r0+i)%rel.QW
+					row := s[i*Nk : (i+1)*Nk]
+					m := addRelPos(row, rel.QH, rel.QW, ph[i*nh+qh:][:rel.QH], pw[i*nw+qw:][:rel.QW], rw)
+					inv[i] = expRow(row, m)
+				}
+			} else {
+				for i := range n {
+					row := s[i*Nk : (i+1)*Nk]
+					inv[i] = expRow(row, rowMax(row))
+				}
+			}
+			o := out[(bi*Nq+r0)*Cout+h*dv:]
+			sgemm.GemmSerial(false, false, n, dv, Nk, 1, s, Nk, va, v.row, 0, o, Cout)
+			for i := range n {
+				row := o[i*Cout : i*Cout+dv]
+				for j := range row {
+					row[j] *= inv[i]
+				}
+			}
+		}
+	})
+}
+
+// addRelPos adds the decomposed relative-position bias to the logits row
+// of query (qh, qw) (Nk = QH·QW keys) and returns the row's new maximum:
+//
+//	row[kh·QW+kw] += rel_h[kh] + rel_w[kw]
+//	rel_h[kh] = q·H[qh−kh+QH−1] = ph[QH−1−kh],  rel_w[kw] = q·W[qw−kw+QW−1] = pw[QW−1−kw]
+//
+// where ph = (q·H[j])_{j=qh…qh+QH−1} and pw likewise, in the order
+// (s + rel_h) + rel_w that segment_anything's add_decomposed_rel_pos adds
+// them. rw is scratch for QW values.
+func addRelPos(row []float32, QH, QW int, ph, pw, rw []float32) float32 {
+	for kw := range rw {
+		rw[kw] = pw[QW-1-kw]
+	}
+	m := float32(math.Inf(-1))
+	for kh := range QH {
+		bh := ph[QH-1-kh]
+		seg := row[kh*QW : (kh+1)*QW]
+		for kw, w := range rw {
+			v := seg[kw] + bh + w
+			seg[kw] = v
+			if v > m {
+				m = v
+			}
+		}
+	}
+	return m
+}
+
+// rowMax returns the largest value of a non-empty row.
+func rowMax(row []float32) float32 {
+	m := row[0]
+	for _, v := range row[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+// expRow replaces the logits s by exp(s − m) (m their maximum) and returns
+// 1/Σ exp(s − m), the sum accumulated in float64: the softmax's
+// numerators and normaliser.
+func expRow(s []float32, m float32) float32 {
+	var sum float64
+	for j, v := range s {
+		// expf(v − m) with the one clamp v − m ≤ 0 needs. (NaN
+		// logits give NaN: the comparison fails.)
+		x := float64(v - m)
+		if x < -104 {
+			x = -104
+		}
+		e := float32(expPoly(x))
+		s[j] = e
+		sum += float64(e)
+	}
+	return float32(1 / sum)
+}

@@ -1,0 +1,242 @@
+// Package cpu is the pure-Go float32 implementation of nn.Backend: the
+// executable specification of every op that the GPU backend is checked
+// against. It is written for clarity first (each op is a plain loop nest
+// over documented layouts) and speed second: every op runs in parallel over
+// all cores, matrix products go through package sgemm, and the transcendental
+// functions the model spends its time in (exp in softmax, erf in GELU) have
+// fast float32-accurate implementations (mathf.go).
+//
+// Numerics follow the official PyTorch float32 code: float32 storage and
+// products, with float64 where it is cheap and removes a failure mode
+// (layernorm statistics, softmax sums, the polynomial evaluations of exp and
+// erf).
+//
+// A Backend has no mutable state apart from a buffer free list guarded by a
+// mutex, so it is safe for concurrent use by several goroutines.
+package cpu
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync/atomic"
+
+	"github.com/samgo/samgo/sam/nn"
+)
+
+// ErrTensor marks a tensor argument that this backend cannot use: nil where
+// a tensor is required, a tensor of another backend, or a tensor used after
+// Release.
+var ErrTensor = errors.New("invalid tensor")
+
+// Backend is the CPU implementation of nn.Backend.
+type Backend struct {
+	threads int
+	pool    *pool
+}
+
+var _ nn.Backend = (*Backend)(nil)
+
+// Option configures New.
+type Option func(*Backend)
+
+// WithThreads fixes the number of worker goroutines an op uses (n ≤ 0:
+// GOMAXPROCS). With one thread every op, matrix products included, runs on
+// the calling goroutine.
+func WithThreads(n int) Option {
+	return func(b *Backend) {
+		if n > 0 {
+			b.threads = n
+		}
+	}
+}
+
+// WithoutPool disables the recycling of released buffers (every op then
+// allocates fresh memory and the garbage collector reclaims it).
+func WithoutPool() Option {
+	return func(b *Backend) { b.pool = nil }
+}
+
+// New returns a CPU backend that runs each op on GOMAXPROCS goroutines.
+func New(opts ...Option) *Backend {
+	b := &Backend{threads: runtime.GOMAXPROCS(0), pool: newPool()}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+func init() {
+	nn.Register("cpu", func(dev int, opts nn.Options) (nn.Backend, error) {
+		if dev != 0 {
+			return nil, fmt.Errorf("cpu: device index %d: the CPU backend has only device 0", dev)
+		}
+		if p := strings.ToLower(opts.Precision); p != "" && p != "fp32" {
+			return nil, fmt.Errorf("cpu: precision %q is not supported: the CPU backend computes in fp32", opts.Precision)
+		}
+		return New(WithThreads(opts.Threads)), nil
+	})
+}
+
+// Name returns "cpu".
+func (b *Backend) Name() string { return "cpu" }
+
+// Threads returns the number of worker goroutines an op uses.
+func (b *Backend) Threads() int { return b.threads }
+
+// Tensor is a dense row-major float32 array in host memory.
+type Tensor struct {
+	shape []int
+	data  []float32 // len(data) == nn.Numel(shape); nil after Release
+	buf   *buffer   // the pooled allocation data lives in; nil if not pooled
+	// released is set by Release; a second Release is a no-op.
+	released atomic.Bool
+}
+
+var _ nn.Tensor = (*Tensor)(nil)
+
+// Shape returns the dimensions; callers must not modify the slice.
+func (t *Tensor) Shape() []int { return t.shape }
+
+func (t *Tensor) String() string {
+	return fmt.Sprintf("cpu.Tensor%s", shapeString(t.shape))
+}
+
+func shapeString(s []int) string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = fmt.Sprint(d)
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// tensor unwraps an argument of op, failing with ErrTensor on nil, foreign
+// and released tensors.
+func tensor(op, name string, t nn.Tensor) *Tensor {
+	ct, ok := t.(*Tensor)
+	if !ok || ct == nil {
+		if t == nil {
+			nn.Fail(op, ErrTensor, "%s is nil", name)
+		}
+		nn.Fail(op, ErrTensor, "%s is a %T, not a tensor of the cpu backend", name, t)
+	}
+	if ct.released.Load() {
+		nn.Fail(op, ErrTensor, "%s %s used after Release", name, shapeString(ct.shape))
+	}
+	return ct
+}
+
+// optTensor is tensor for optional arguments: nil stays nil.
+func optTensor(op, name string, t nn.Tensor) *Tensor {
+	if t == nil {
+		return nil
+	}
+	if ct, ok := t.(*Tensor); ok && ct == nil {
+		return nil
+	}
+	return tensor(op, name, t)
+}
+
+// checkShape fails unless t has exactly the given dims.
+func checkShape(op, name string, t *Tensor, dims ...int) {
+	if !nn.SameShape(t.shape, dims) {
+		nn.Fail(op, nn.ErrShape, "%s is %s, want %s", name, shapeString(t.shape), shapeString(dims))
+	}
+}
+
+// checkRank fails unless t has rank dims.
+func checkRank(op, name string, t *Tensor, rank int) {
+	if len(t.shape) != rank {
+		nn.Fail(op, nn.ErrShape, "%s is %s, want rank %d", name, shapeString(t.shape), rank)
+	}
+}
+
+// checkDims validates a shape given by the caller (no negative dims).
+func checkDims(op string, shape []int) {
+	for _, d := range shape {
+		if d < 0 {
+			nn.Fail(op, nn.ErrShape, "negative dimension in %s", shapeString(shape))
+		}
+	}
+}
+
+// newTensor allocates a tensor of the given shape. Its contents are
+// undefined (a recycled buffer): every op writes every element.
+func (b *Backend) newTensor(shape ...int) *Tensor {
+	n := nn.Numel(shape)
+	t := &Tensor{shape: append([]int(nil), shape...)}
+	t.data, t.buf = b.pool.get(n)
+	return t
+}
+
+// newZeroTensor is newTensor with every element zero.
+func (b *Backend) newZeroTensor(shape ...int) *Tensor {
+	t := b.newTensor(shape...)
+	clear(t.data)
+	return t
+}
+
+// Upload copies host data into a new tensor.
+func (b *Backend) Upload(data []float32, shape ...int) nn.Tensor {
+	const op = "Upload"
+	checkDims(op, shape)
+	if n := nn.Numel(shape); len(data) != n {
+		nn.Fail(op, nn.ErrShape, "%d values for shape %s (%d elements)", len(data), shapeString(shape), n)
+	}
+	t := b.newTensor(shape...)
+	b.parallelFor(len(data), copyGrain, func(_, lo, hi int) { copy(t.data[lo:hi], data[lo:hi]) })
+	return t
+}
+
+// UploadWeight wraps data without copying: the caller promises never to
+// modify it again (it may be a read-only memory-mapped checkpoint; no op
+// writes into its inputs).
+func (b *Backend) UploadWeight(data []float32, shape ...int) nn.Tensor {
+	const op = "UploadWeight"
+	checkDims(op, shape)
+	if n := nn.Numel(shape); len(data) != n {
+		nn.Fail(op, nn.ErrShape, "%d values for shape %s (%d elements)", len(data), shapeString(shape), n)
+	}
+	return &Tensor{shape: append([]int(nil), shape...), data: data[:len(data):len(data)]}
+}
+
+// Download copies a tensor to host memory.
+func (b *Backend) Download(t nn.Tensor) []float32 {
+	x := tensor("Download", "t", t)
+	out := make([]float32, len(x.data))
+	b.parallelFor(len(out), copyGrain, func(_, lo, hi int) { copy(out[lo:hi], x.data[lo:hi]) })
+	return out
+}
+
+// Reshape returns a view of t with a new shape and the same element count;
+// it shares t's memory (the buffer is recycled only once t and all its
+// views are released).
+func (b *Backend) Reshape(t nn.Tensor, shape ...int) nn.Tensor {
+	const op = "Reshape"
+	x := tensor(op, "t", t)
+	checkDims(op, shape)
+	if nn.Numel(shape) != len(x.data) {
+		nn.Fail(op, nn.ErrShape, "cannot view %s as %s", shapeString(x.shape), shapeString(shape))
+	}
+	v := &Tensor{shape: append([]int(nil), shape...), data: x.data, buf: x.buf}
+	v.buf.retain()
+	return v
+}
+
+// Release marks tensors as no longer used. Their memory goes back to the
+// free list once every view of it is released; later use of a released
+// tensor fails with ErrTensor. nil tensors and tensors of other backends
+// are ignored, and releasing twice is harmless.
+func (b *Backend) Release(ts ...nn.Tensor) {
+	for _, t := range ts {
+		x, ok := t.(*Tensor)
+		if !ok || x == nil || !x.released.CompareAndSwap(false, true) {
+			continue
+		}
+		if x.buf != nil && x.buf.release() {
+			b.pool.put(x.buf)
+		}
+		x.data, x.buf = nil, nil
+	}
+}

@@ -1,0 +1,129 @@
+package cpu
+
+import (
+	"github.com/samgo/samgo/sam/nn"
+)
+
+// MaskDownsample: masks (B, H, W) → (B, H/4, W/4, C), the prompt encoder's
+// mask_downscaling stack on a one-channel map:
+//
+//	conv 2×2/2 → LayerNorm2d → GELU → conv 2×2/2 → LayerNorm2d → GELU → conv 1×1
+//
+// (LayerNorm2d normalises over channels; GELU is fused into its output pass).
+func (b *Backend) MaskDownsample(masks nn.Tensor, p *nn.MaskDownsampler) nn.Tensor {
+	const op = "MaskDownsample"
+	m := tensor(op, "masks", masks)
+	checkRank(op, "masks", m, 3)
+	if p == nil {
+		nn.Fail(op, ErrTensor, "no weights")
+	}
+	B, H, W := m.shape[0], m.shape[1], m.shape[2]
+	if H < 4 || W < 4 {
+		nn.Fail(op, nn.ErrShape, "masks %s: want H, W ≥ 4", shapeString(m.shape))
+	}
+	c1w := tensor(op, "Conv1W", p.Conv1W)
+	checkRank(op, "Conv1W", c1w, 4)
+	c1 := c1w.shape[0]
+	checkShape(op, "Conv1W", c1w, c1, 1, 2, 2)
+	c2w := tensor(op, "Conv2W", p.Conv2W)
+	checkRank(op, "Conv2W", c2w, 4)
+	c2 := c2w.shape[0]
+	checkShape(op, "Conv2W", c2w, c2, c1, 2, 2)
+	c3w := tensor(op, "Conv3W", p.Conv3W)
+	checkRank(op, "Conv3W", c3w, 4)
+	C := c3w.shape[0]
+	checkShape(op, "Conv3W", c3w, C, c2, 1, 1)
+	vec := func(name string, t nn.Tensor, n int) []float32 {
+		x := tensor(op, name, t)
+		checkShape(op, name, x, n)
+		return x.data
+	}
+	c1b, ln1w, ln1b := vec("Conv1B", p.Conv1B, c1), vec("LN1W", p.LN1W, c1), vec("LN1B", p.LN1B, c1)
+	c2b, ln2w, ln2b := vec("Conv2B", p.Conv2B, c2), vec("LN2W", p.LN2W, c2), vec("LN2B", p.LN2B, c2)
+	c3b := vec("Conv3B", p.Conv3B, C)
+
+	x := &Tensor{shape: []int{B, H, W, 1}, data: m.data}      // (B, H, W, 1)
+	h1 := b.conv2d(x, c1w.data, c1, 2, c1b, 2, 0, nn.ActNone) // (B, H/2, W/2, c1)
+	b.layerNorm(h1.data, ln1w, ln1b, p.Eps, nn.ActGELU, h1.data)
+	h2 := b.conv2d(h1, c2w.data, c2, 2, c2b, 2, 0, nn.ActNone) // (B, H/4, W/4, c2)
+	b.Release(h1)
+	b.layerNorm(h2.data, ln2w, ln2b, p.Eps, nn.ActGELU, h2.data)
+	out := b.conv2d(h2, c3w.data, C, 1, c3b, 1, 0, nn.ActNone) // (B, H/4, W/4, C)
+	b.Release(h2)
+	return out
+}
+
+// UpscaleMasks: logits (B, M, h, w) → (B, M, OutH, OutW), SAM's
+// postprocess_masks as two bilinear resizes with F.interpolate(mode=
+// "bilinear", align_corners=False) semantics: (h, w) → (Pad, Pad), crop to
+// [:InH, :InW], then → (OutH, OutW). The first resize is evaluated only
+// where the crop keeps it.
+func (b *Backend) UpscaleMasks(logits nn.Tensor, p nn.MaskUpscale) nn.Tensor {
+	const op = "UpscaleMasks"
+	x := tensor(op, "logits", logits)
+	checkRank(op, "logits", x, 4)
+	B, M, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	if h < 1 || w < 1 || p.InH < 1 || p.InW < 1 || p.InH > p.Pad || p.InW > p.Pad || p.OutH < 1 || p.OutW < 1 {
+		nn.Fail(op, nn.ErrShape, "logits %s with %+v: want h, w ≥ 1, 1 ≤ InH, InW ≤ Pad, OutH, OutW ≥ 1", shapeString(x.shape), p)
+	}
+	planes := B * M
+	mid := make([]float32, planes*p.InH*p.InW) // (B·M, InH, InW)
+	b.resize(x.data, planes, h, w, mid, p.InH, p.InW, linearTable(h, p.Pad), linearTable(w, p.Pad))
+	out := b.newTensor(B, M, p.OutH, p.OutW)
+	b.resize(mid, planes, p.InH, p.InW, out.data, p.OutH, p.OutW, linearTable(p.InH, p.OutH), linearTable(p.InW, p.OutW))
+	return out
+}
+
+// linearTap is one output index of a linear resize: out = l0·in[i0] + l1·in[i1].
+type linearTap struct {
+	i0, i1 int
+	l0, l1 float32
+}
+
+// linearTable returns the taps of a 1-D linear resize from in to out
+// samples, align_corners=False, as PyTorch computes them
+// (aten/src/ATen/native/UpSample.h: area_pixel_compute_scale,
+// area_pixel_compute_source_index, guard_index_and_lambda), in float32:
+//
+//	scale = in/out; src = max(scale·(i + 0.5) − 0.5, 0)
+//	i0 = min(⌊src⌋, in−1); i1 = i0 + (1 if i0 < in−1); l1 = clamp(src − i0, 0, 1); l0 = 1 − l1
+func linearTable(in, out int) []linearTap {
+	t := make([]linearTap, out)
+	scale := float32(in) / float32(out)
+	for i := range t {
+		src := max(scale*(float32(i)+0.5)-0.5, 0)
+		i0 := min(int(src), in-1) // src ≥ 0: truncation is floor
+		i1 := i0
+		if i0 < in-1 {
+			i1++
+		}
+		l1 := min(max(src-float32(i0), 0), 1)
+		t[i] = linearTap{i0: i0, i1: i1, l0: 1 - l1, l1: l1}
+	}
+	return t
+}
+
+// resize computes, per plane, the bilinear resize of src (inH × inW) at the
+// output positions rows × cols (the first len(rows) / len(cols) entries of
+// the tables, so a crop of the resized image costs only its own pixels):
+//
+//	out[y, x] = ly0·(lx0·s[y0, x0] + lx1·s[y0, x1]) + ly1·(lx0·s[y1, x0] + lx1·s[y1, x1])
+//
+// (the evaluation order of PyTorch's CPU kernel). dst is (planes, outH, outW).
+func (b *Backend) resize(src []float32, planes, inH, inW int, dst []float32, outH, outW int, rows, cols []linearTap) {
+	rows, cols = rows[:outH], cols[:outW]
+	b.parallelFor(planes*outH, grain(8*outW), func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			pl, y := r/outH, r%outH
+			ty := rows[y]
+			s0 := src[(pl*inH+ty.i0)*inW:][:inW]
+			s1 := src[(pl*inH+ty.i1)*inW:][:inW]
+			d := dst[r*outW : (r+1)*outW]
+			for x, tx := range cols {
+				top := tx.l0*s0[tx.i0] + tx.l1*s0[tx.i1]
+				bot := tx.l0*s1[tx.i0] + tx.l1*s1[tx.i1]
+				d[x] = ty.l0*top + ty.l1*bot
+			}
+		}
+	})
+}
