@@ -197,7 +197,7 @@ func addRelPos(row []float32, QH, QW int, ph, pw, rw []float32) float32 {
 	m := float32(math.Inf(-1))
 	for kh := range QH {
 		bh := ph[QH-1-kh]
-		seg := row[kh*QW : (kh+1)*QW]
+		seg := row[kh*QW:][:len(rw)] // same length as rw: no bounds checks below
 		for kw, w := range rw {
 			v := seg[kw] + bh + w
 			seg[kw] = v
@@ -224,17 +224,30 @@ func rowMax(row []float32) float32 {
 // 1/Σ exp(s − m), the sum accumulated in float64: the softmax's
 // numerators and normaliser.
 func expRow(s []float32, m float32) float32 {
-	var sum float64
-	for j, v := range s {
-		// expf(v − m) with the one clamp v − m ≤ 0 needs. (NaN
-		// logits give NaN: the comparison fails.)
-		x := float64(v - m)
-		if x < -104 {
-			x = -104
+	// Two elements per step with two partial sums: the additions form
+	// two dependency chains instead of one.
+	var sum0, sum1 float64
+	j := 0
+	for ; j+2 <= len(s); j += 2 {
+		p := s[j : j+2 : j+2]
+		// exp(v − m) for v ≤ m needs only the lower clamp of expf (NaN
+		// logits give NaN: the comparison fails).
+		x0, x1 := float64(p[0]-m), float64(p[1]-m)
+		if x0 < -104 {
+			x0 = -104
 		}
-		e := float32(expPoly(x))
-		s[j] = e
-		sum += float64(e)
+		if x1 < -104 {
+			x1 = -104
+		}
+		e0, e1 := float32(expPoly(x0)), float32(expPoly(x1))
+		p[0], p[1] = e0, e1
+		sum0 += float64(e0)
+		sum1 += float64(e1)
 	}
-	return float32(1 / sum)
+	if j < len(s) {
+		e := expf(s[j] - m)
+		s[j] = e
+		sum0 += float64(e)
+	}
+	return float32(1 / (sum0 + sum1))
 }

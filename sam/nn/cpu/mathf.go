@@ -12,15 +12,20 @@ import (
 // attention blocks) and 150 million erfs (GELU) per 1024×1024 image, and
 // Go's math.Exp and math.Erf (float64, full precision, with care for every
 // corner of the float64 range) cost several times what a float32 result
-// needs. Both functions here evaluate a short polynomial in float64 (on a
-// CPU without SIMD a float64 operation costs what a float32 one does, and
-// the extra precision makes the final rounding to float32 the only
-// significant error), so they are as accurate as a float32 result can be,
-// within a fraction of an ulp:
+// needs. Both functions here evaluate a short polynomial in float64 (in
+// scalar Go code a float64 operation costs what a float32 one does, and the
+// extra precision leaves the final rounding to float32 as the only
+// significant error), so they are as accurate as a float32 result can be:
 //
-//   - expf: max error 0.51 ulp over every float32 in [−104, 89] (mathf_test.go);
-//   - erff: max absolute error 3.0e-8 (= half an ulp of values just below 1)
-//     over a dense sweep of [−6, 6] and beyond (mathf_test.go).
+//   - expf: max error 0.51 ulp over [−104, 89] (mathf_test.go);
+//   - erff: max absolute error 3.0e-8 (half an ulp of values just below 1);
+//   - gelu: max absolute error 2.4e-7 on [−10, 10] (half an ulp at 10).
+//
+// Speed (one core, AMD EPYC 2.6 GHz, BenchmarkExpf, BenchmarkGELU): the
+// softmax loop 3.3 ns per exp (math.Exp: 7.9 ns), GELU 6 ns (with
+// math.Erf: 26 ns). The loops are bound by instruction latency; vectorised
+// (assembly) versions would be the next step (together ~20% of the
+// ViT-B encoder's time).
 
 const (
 	log2e = 1.4426950408889634 // 1/ln 2
@@ -56,7 +61,7 @@ func init() {
 // with 2^(k/32) = 2^⌊k/32⌋ · exp2Frac[k mod 32] and e^r its Taylor
 // polynomial of degree 3, whose truncation error (r⁴/4! ≤ 5.7e-10
 // relative) is a hundredth of a float32 ulp. In float64, r is exact enough
-// (k·ln2/32 loses at most 150·2⁻⁵³) and the scaling exact.
+// (k·ln2/32 is off by at most 104·2⁻⁵²) and the scaling exact.
 func expPoly(x float64) float64 {
 	t := x*(32*log2e) + roundMagic
 	k := math.Float64bits(t) // low bits: k in two's complement
@@ -159,14 +164,14 @@ func gelu(x float32) float32 {
 }
 
 // geluSlice applies gelu in place (the loop the model spends its GELU time
-// in, with erfPoly inlined).
+// in; erfPoly is inlined).
 func geluSlice(d []float32) {
 	for i, v := range d {
-		if v != v {
-			continue // NaN stays NaN
-		}
 		x := float64(v)
-		z := min(math.Abs(x)*(1/math.Sqrt2), erfMax)
+		z := math.Abs(x) * (1 / math.Sqrt2)
+		if !(z < erfMax) {
+			z = erfMax // also for NaN, whose GELU is NaN anyway
+		}
 		e := math.Copysign(erfPoly(z), x) // erf is odd
 		d[i] = float32(0.5 * x * (1 + e))
 	}
