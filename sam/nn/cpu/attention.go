@@ -116,8 +116,8 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 	if B == 0 || Nq == 0 {
 		return
 	}
-	if Nk == 0 { // softmax over no keys: torch gives NaN
-		fillNaN(out)
+	if Nk == 0 { // torch: softmax over no keys is empty, and empty·v is 0
+		clear(out)
 		return
 	}
 	rows := min(Nq, max(16, attnBlockFloats/Nk), 512)
@@ -135,32 +135,38 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 	if rel != nil {
 		nh, nw = 2*rel.QH-1, 2*rel.QW-1
 	}
-	perWorker := rows*Nk + rows + rows*(nh+nw) + nw
-	sc := newScratch(b.threads)
+	// Per-worker scratch: the logits block s (rows × Nk), the rows'
+	// 1/Σexp, and with rel-pos ph (rows × nh), pw (rows × nw) and rw.
+	workers := make([]*attnScratch, b.threads)
 	cost := 2*rows*Nk*(d+dv) + 20*rows*Nk
 	b.parallelFor(items, grain(cost), func(w, lo, hi int) {
-		buf := sc.get(w, perWorker)
+		sc := workers[w]
+		if sc == nil {
+			sc = &attnScratch{
+				s: make([]float32, rows*Nk), inv: make([]float32, rows),
+				ph: make([]float32, rows*nh), pw: make([]float32, rows*nw), rw: make([]float32, nw),
+			}
+			workers[w] = sc
+		}
 		for it := lo; it < hi; it++ {
 			bi, h, blk := it/(heads*blocks), it/blocks%heads, it%blocks
 			r0 := blk * rows
 			n := min(rows, Nq-r0)
-			s := buf[:n*Nk]
-			inv := buf[rows*Nk : rows*Nk+n]
+			s, inv := sc.s[:n*Nk], sc.inv[:n]
 
-			qa := q.data[q.off+(bi*Nq+r0)*q.row+h*d:]
-			ka := k.data[k.off+bi*Nk*k.row+h*d:]
-			va := v.data[v.off+bi*Nk*v.row+h*dv:]
+			qa := q.data[q.off+(bi*Nq+r0)*q.row+h*d:] // (n, d), stride q.row
+			ka := k.data[k.off+bi*Nk*k.row+h*d:]      // (Nk, d), stride k.row
+			va := v.data[v.off+bi*Nk*v.row+h*dv:]     // (Nk, dv), stride v.row
 			sgemm.GemmSerial(false, true, n, Nk, d, scale, qa, q.row, ka, k.row, 0, s, Nk)
 			if rel != nil {
-				ph := buf[rows*Nk+rows : rows*Nk+rows+n*nh]
-				pw := buf[rows*Nk+rows+rows*nh : rows*Nk+rows+rows*nh+n*nw]
+				QH, QW := rel.QH, rel.QW
+				ph, pw := sc.ph[:n*nh], sc.pw[:n*nw]
 				sgemm.GemmSerial(false, true, n, nh, d, 1, qa, q.row, relH, d, 0, ph, nh)
 				sgemm.GemmSerial(false, true, n, nw, d, 1, qa, q.row, relW, d, 0, pw, nw)
-				rw := buf[rows*Nk+rows+rows*(nh+nw):][:rel.QW]
 				for i := range n {
-					qh, qw := (r0+i)/rel.QW, (r0+i)%rel.QW
+					qh, qw := (r0+i)/QW, (r0+i)%QW
 					row := s[i*Nk : (i+1)*Nk]
-					m := addRelPos(row, rel.QH, rel.QW, ph[i*nh+qh:][:rel.QH], pw[i*nw+qw:][:rel.QW], rw)
+					m := addRelPos(row, QH, QW, ph[i*nh+qh:][:QH], pw[i*nw+qw:][:QW], sc.rw[:QW])
 					inv[i] = expRow(row, m)
 				}
 			} else {
@@ -169,7 +175,7 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 					inv[i] = expRow(row, rowMax(row))
 				}
 			}
-			o := out[(bi*Nq+r0)*Cout+h*dv:]
+			o := out[(bi*Nq+r0)*Cout+h*dv:] // (n, dv), stride Cout
 			sgemm.GemmSerial(false, false, n, dv, Nk, 1, s, Nk, va, v.row, 0, o, Cout)
 			for i := range n {
 				row := o[i*Cout : i*Cout+dv]
@@ -179,6 +185,11 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 			}
 		}
 	})
+}
+
+// attnScratch is one worker's memory for attention.
+type attnScratch struct {
+	s, inv, ph, pw, rw []float32
 }
 
 // addRelPos adds the decomposed relative-position bias to the logits row

@@ -165,6 +165,9 @@ func TestAttentionValidate(t *testing.T) {
 	q, k, v := up(2, 6, 8), up(2, 6, 8), up(2, 6, 4)
 	rel := func(h, w nn.Tensor, QH, QW int) *nn.RelPos { return &nn.RelPos{H: h, W: w, QH: QH, QW: QW} }
 	require.Equal(t, []int{2, 6, 4}, b.Attention(q, k, v, 2, rel(up(3, 4), up(5, 4), 2, 3)).Shape())
+	// No keys: torch's softmax of an empty row is empty, times v is 0.
+	noKeys := b.Attention(b.Upload(randData(newRNG(1), 48), 2, 6, 4), up(2, 0, 4), up(2, 0, 6), 2, nil)
+	require.Equal(t, make([]float32, 2*6*6), download(t, b, noKeys, 2, 6, 6))
 	for name, f := range map[string]func(){
 		"rank":              func() { b.Attention(up(6, 8), k, v, 2, nil) },
 		"heads 0":           func() { b.Attention(q, k, v, 0, nil) },

@@ -13,6 +13,14 @@
 //
 // A Backend has no mutable state apart from a buffer free list guarded by a
 // mutex, so it is safe for concurrent use by several goroutines.
+//
+// Files: cpu.go (backend, tensors, upload/download/reshape/release),
+// pool.go (the free list), parallel.go (parallel-for), mathf.go (exp, erf,
+// GELU), gemm.go (Linear, MatMulT, Conv2D, ConvTranspose2D), norm.go
+// (LayerNorm), attention.go, layout.go (window partition, elementwise,
+// concat/slice/repeat/transpose), mask.go (MaskDownsample, UpscaleMasks).
+// Each op's tests compare it with a float64 loop written from its
+// definition (*_test.go).
 package cpu
 
 import (
@@ -42,8 +50,9 @@ var _ nn.Backend = (*Backend)(nil)
 type Option func(*Backend)
 
 // WithThreads fixes the number of worker goroutines an op uses (n ≤ 0:
-// GOMAXPROCS). With one thread every op, matrix products included, runs on
-// the calling goroutine.
+// GOMAXPROCS at New). With one thread every op, matrix products included,
+// runs on the calling goroutine; otherwise a product too small to share
+// out by rows runs as one sgemm.Gemm, which uses GOMAXPROCS goroutines.
 func WithThreads(n int) Option {
 	return func(b *Backend) {
 		if n > 0 {
@@ -58,7 +67,8 @@ func WithoutPool() Option {
 	return func(b *Backend) { b.pool = nil }
 }
 
-// New returns a CPU backend that runs each op on GOMAXPROCS goroutines.
+// New returns a CPU backend that runs each op on up to GOMAXPROCS
+// goroutines.
 func New(opts ...Option) *Backend {
 	b := &Backend{threads: runtime.GOMAXPROCS(0), pool: newPool()}
 	for _, o := range opts {
