@@ -309,31 +309,37 @@ func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error)
 	low, scores := m.dec.selectOutputs(b, masks, iou, prompts[0].Multimask)
 	b.Release(masks, iou)
 	e := p.emb
-	up := b.UpscaleMasks(low, nn.MaskUpscale{Pad: cfg.ImgSize, InH: e.InputH, InW: e.InputW, OutH: e.OriginalH, OutW: e.OriginalW})
-
 	M := low.Shape()[1]
 	lr := cfg.LowResSize()
-	lowHost, iouHost, upHost := b.Download(low), b.Download(scores), b.Download(up)
-	b.Release(low, scores, up)
+	lowHost, iouHost := b.Download(low), b.Download(scores)
+	b.Release(scores)
 	H, W := e.OriginalH, e.OriginalW
+	up := nn.MaskUpscale{Pad: cfg.ImgSize, InH: e.InputH, InW: e.InputW, OutH: H, OutW: W}
 	res = make([]*Prediction, B)
 	for i := range B {
+		// Upscale one prompt's masks at a time: M full-size planes instead
+		// of B·M keeps memory flat for large batches.
+		li := b.Slice(low, 0, i, i+1) // (1, M, 4g, 4g)
+		ui := b.UpscaleMasks(li, up)   // (1, M, H, W)
+		logits := b.Download(ui)
+		b.Release(li, ui)
 		pr := &Prediction{W: W, H: H, LowRes: lr, IoU: iouHost[i*M : (i+1)*M]}
 		for j := range M {
 			k := i*M + j
 			pr.LowResLogits = append(pr.LowResLogits, lowHost[k*lr*lr:(k+1)*lr*lr])
-			logits := upHost[k*H*W : (k+1)*H*W]
+			lj := logits[j*H*W : (j+1)*H*W]
 			mask := Mask{W: W, H: H, Pix: make([]bool, H*W)}
-			for q, v := range logits {
+			for q, v := range lj {
 				mask.Pix[q] = v > cfg.MaskThreshold
 			}
 			pr.Masks = append(pr.Masks, mask)
 			if prompts[i].ReturnLogits {
-				pr.Logits = append(pr.Logits, logits)
+				pr.Logits = append(pr.Logits, lj)
 			}
 		}
 		res[i] = pr
 	}
+	b.Release(low)
 	return res, nil
 }
 
