@@ -95,13 +95,14 @@ func gemmBlocked(kn *kernel, transA, transB bool, m, n, k int, alpha float32, a 
 							bPanel = &bp[(jr-nDirect)*kc]
 						}
 						ci := (ic+ir)*ldc + jc + jr
-						if rows == mr && cols == nr {
-							kn.fn(kc, aPanel, bPanel, bStride, &c[ci], ldc, bet)
+						if kn.partial || rows == mr && cols == nr {
+							kn.fn(kc, aPanel, bPanel, bStride, &c[ci], ldc, bet, rows, cols)
 							continue
 						}
-						// Ragged edge: compute the full tile into scratch
-						// and merge only the part inside C.
-						kn.fn(kc, aPanel, bPanel, bStride, &tile[0], nr, 0)
+						// Ragged edge, kernel without masked stores:
+						// compute the full tile into scratch and merge
+						// only the part inside C.
+						kn.fn(kc, aPanel, bPanel, bStride, &tile[0], nr, 0, mr, nr)
 						mergeTile(c[ci:], ldc, tile, nr, rows, cols, bet)
 					}
 				}

@@ -78,7 +78,8 @@ func main() {
 	w("//")
 	w("// from a packed MR-row panel a (k-major) and k rows of B, ldb apart; C")
 	w("// rows are ldc apart. Lengths in float32 elements. The k loop is unrolled")
-	w("// 4 times. Tested through the package tests (sgemm_test.go, every kernel")
+	w("// 4 times. The AVX-512 kernels write only rows < rows and columns < cols")
+	w("// of the tile (lane masks), the AVX2 kernel always the full tile. Tested through the package tests (sgemm_test.go, every kernel")
 	w("// this CPU supports, odd shapes and ragged tiles), benchmarked by")
 	w("// BenchmarkGemm (bench_test.go).")
 	w("")
@@ -117,8 +118,8 @@ func emit(w func(string, ...any), v variant) {
 	w("")
 	w("// %s computes a %s", v.name, v.doc)
 	w("//")
-	w("// func %s(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)", v.name)
-	w("TEXT ·%s(SB), NOSPLIT, $0-52", v.name)
+	w("// func %s(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)", v.name)
+	w("TEXT ·%s(SB), NOSPLIT, $0-72", v.name)
 	w("\tMOVQ k+0(FP), CX")
 	w("\tMOVQ a+8(FP), SI")
 	w("\tMOVQ b+16(FP), DI")
@@ -168,6 +169,16 @@ func emit(w func(string, ...any), v variant) {
 	w("\tDECQ DX")
 	w("\tJNZ %s_loop1", v.name)
 	w("%s_epilogue:", v.name)
+	if v.zmm {
+		// Partial tiles (rows < MR or cols < NR, at the edges of C) store
+		// through lane masks, row by row; full tiles take the fast path.
+		w("\tMOVQ rows+56(FP), BX")
+		w("\tMOVQ cols+64(FP), CX")
+		w("\tCMPQ BX, $%d", v.mr)
+		w("\tJNE %s_partial", v.name)
+		w("\tCMPQ CX, $%d", v.nv*L)
+		w("\tJNE %s_partial", v.name)
+	}
 	w("\tMOVL beta+48(FP), AX")
 	w("\tANDL $0x7fffffff, AX // beta == ±0: C is write-only")
 	w("\tJZ %s_store", v.name)
@@ -194,6 +205,54 @@ func emit(w func(string, ...any), v variant) {
 			w("\tADDQ R11, R8")
 		}
 	}
+	w("\tVZEROUPPER")
+	w("\tRET")
+	if !v.zmm {
+		return
+	}
+	// K1..K(nv) mask the lanes < cols of each row's vectors:
+	// (1 << cols) - 1, 16 bits per vector (cols ≤ 32 fits a GPR).
+	w("%s_partial:", v.name)
+	w("\tMOVQ $1, DX")
+	w("\tSHLQ CX, DX")
+	w("\tDECQ DX")
+	for j := 0; j < v.nv; j++ {
+		if j > 0 {
+			w("\tSHRQ $16, DX")
+		}
+		w("\tKMOVW DX, K%d", j+1)
+	}
+	w("\tMOVL beta+48(FP), AX")
+	w("\tANDL $0x7fffffff, AX")
+	w("\tJZ %s_pstore", v.name)
+	w("\tVBROADCASTSS beta+48(FP), %s", betaReg)
+	for r := 0; r < v.mr; r++ {
+		for j := 0; j < v.nv; j++ {
+			acc := v.reg(r*v.nv + j)
+			// Masked-off lanes are not loaded (no fault past the edge of
+			// C) and keep the accumulator, which is not stored.
+			w("\tVFMADD231PS %s, %s, K%d, %s", mem(j*vb, "R8"), betaReg, j+1, acc)
+			w("\tVMOVUPS %s, K%d, %s", acc, j+1, mem(j*vb, "R8"))
+		}
+		if r < v.mr-1 {
+			w("\tDECQ BX")
+			w("\tJZ %s_pdone", v.name)
+			w("\tADDQ R11, R8")
+		}
+	}
+	w("\tJMP %s_pdone", v.name)
+	w("%s_pstore:", v.name)
+	for r := 0; r < v.mr; r++ {
+		for j := 0; j < v.nv; j++ {
+			w("\tVMOVUPS %s, K%d, %s", v.reg(r*v.nv+j), j+1, mem(j*vb, "R8"))
+		}
+		if r < v.mr-1 {
+			w("\tDECQ BX")
+			w("\tJZ %s_pdone", v.name)
+			w("\tADDQ R11, R8")
+		}
+	}
+	w("%s_pdone:", v.name)
 	w("\tVZEROUPPER")
 	w("\tRET")
 }

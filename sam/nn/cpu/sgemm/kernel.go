@@ -10,7 +10,11 @@ import "unsafe"
 // (mr floats per k step, rows past the edge of A zero-padded); b holds k rows
 // of nr floats, ldb apart (ldb == nr for a packed panel). When beta == 0, C
 // is only written. All lengths are in float32 elements. k may be 0.
-type kernelFunc func(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
+//
+// Kernels with kernel.partial set write only r < rows and j < cols, so edge
+// tiles can go straight to C; the others ignore rows and cols and always
+// write the full mr×nr tile.
+type kernelFunc func(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
 
 // kernel is a micro-kernel together with the cache blocking that suits it.
 //
@@ -23,6 +27,7 @@ type kernel struct {
 	mr, nr     int
 	kc, mc, nc int
 	fn         kernelFunc
+	partial    bool // fn honours rows and cols (see kernelFunc)
 	// short lists kernels with the same nr and fewer rows, fewest first.
 	// Products with m ≤ short[i].mr use them so that a 7-row product does
 	// not pay for a 12-row tile.
@@ -56,7 +61,7 @@ var kernels []*kernel
 // goKernel is the portable micro-kernel: a 4×4 tile held in 16 scalar
 // accumulators. Go does not vectorise it; it exists for architectures
 // without an assembly kernel and for amd64 CPUs without AVX2+FMA.
-func goKernel4x4(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32) {
+func goKernel4x4(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, _, _ int) {
 	const mr, nr = 4, 4
 	var c00, c01, c02, c03 float32
 	var c10, c11, c12, c13 float32

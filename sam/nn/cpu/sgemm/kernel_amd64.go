@@ -10,25 +10,25 @@ import "golang.org/x/sys/cpu"
 // Their contract is kernelFunc's.
 
 //go:noescape
-func kernAVX512x12x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
+func kernAVX512x12x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
 
 //go:noescape
-func kernAVX512x8x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
+func kernAVX512x8x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
 
 //go:noescape
-func kernAVX512x4x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
+func kernAVX512x4x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
 
 //go:noescape
-func kernAVX512x24x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
+func kernAVX512x24x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
 
 //go:noescape
-func kernAVX512x8x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
+func kernAVX512x8x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
 
 //go:noescape
-func kernAVX512x4x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
+func kernAVX512x4x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
 
 //go:noescape
-func kernAVX2x6x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
+func kernAVX2x6x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
 
 // Blocking for AMD Zen 4 (32 KiB L1d, 1 MiB L2 per core): the 12×kc A
 // panel (kc = 384: 18 KiB) stays in L1, the kc×nc B block (384×512: 768 KiB)
@@ -37,18 +37,18 @@ var (
 	avx512Kernel = &kernel{
 		name: "avx512-12x32", mr: 12, nr: 32,
 		kc: 384, mc: 2400, nc: 512,
-		fn: kernAVX512x12x32,
+		fn: kernAVX512x12x32, partial: true,
 		short: []*kernel{
-			{name: "avx512-4x32", mr: 4, nr: 32, kc: 384, mc: 2400, nc: 512, fn: kernAVX512x4x32},
-			{name: "avx512-8x32", mr: 8, nr: 32, kc: 384, mc: 2400, nc: 512, fn: kernAVX512x8x32},
+			{name: "avx512-4x32", mr: 4, nr: 32, kc: 384, mc: 2400, nc: 512, fn: kernAVX512x4x32, partial: true},
+			{name: "avx512-8x32", mr: 8, nr: 32, kc: 384, mc: 2400, nc: 512, fn: kernAVX512x8x32, partial: true},
 		},
 		narrow: &kernel{
 			name: "avx512-24x16", mr: 24, nr: 16,
 			kc: 384, mc: 2400, nc: 512,
-			fn: kernAVX512x24x16,
+			fn: kernAVX512x24x16, partial: true,
 			short: []*kernel{
-				{name: "avx512-4x16", mr: 4, nr: 16, kc: 384, mc: 2400, nc: 512, fn: kernAVX512x4x16},
-				{name: "avx512-8x16", mr: 8, nr: 16, kc: 384, mc: 2400, nc: 512, fn: kernAVX512x8x16},
+				{name: "avx512-4x16", mr: 4, nr: 16, kc: 384, mc: 2400, nc: 512, fn: kernAVX512x4x16, partial: true},
+				{name: "avx512-8x16", mr: 8, nr: 16, kc: 384, mc: 2400, nc: 512, fn: kernAVX512x8x16, partial: true},
 			},
 		},
 	}

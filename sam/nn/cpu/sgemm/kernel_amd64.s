@@ -8,7 +8,8 @@
 //
 // from a packed MR-row panel a (k-major) and k rows of B, ldb apart; C
 // rows are ldc apart. Lengths in float32 elements. The k loop is unrolled
-// 4 times. Tested through the package tests (sgemm_test.go, every kernel
+// 4 times. The AVX-512 kernels write only rows < rows and columns < cols
+// of the tile (lane masks), the AVX2 kernel always the full tile. Tested through the package tests (sgemm_test.go, every kernel
 // this CPU supports, odd shapes and ragged tiles), benchmarked by
 // BenchmarkGemm (bench_test.go).
 
@@ -16,8 +17,8 @@
 
 // kernAVX512x12x32 computes a 12×32 tile, AVX-512: 24 zmm accumulators, 2 zmm of B, 6 rotating broadcast registers.
 //
-// func kernAVX512x12x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
-TEXT ·kernAVX512x12x32(SB), NOSPLIT, $0-52
+// func kernAVX512x12x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
+TEXT ·kernAVX512x12x32(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -308,6 +309,12 @@ kernAVX512x12x32_loop1:
 	DECQ DX
 	JNZ kernAVX512x12x32_loop1
 kernAVX512x12x32_epilogue:
+	MOVQ rows+56(FP), BX
+	MOVQ cols+64(FP), CX
+	CMPQ BX, $12
+	JNE kernAVX512x12x32_partial
+	CMPQ CX, $32
+	JNE kernAVX512x12x32_partial
 	MOVL beta+48(FP), AX
 	ANDL $0x7fffffff, AX // beta == ±0: C is write-only
 	JZ kernAVX512x12x32_store
@@ -412,11 +419,165 @@ kernAVX512x12x32_store:
 	VMOVUPS Z23, 64(R8)
 	VZEROUPPER
 	RET
+kernAVX512x12x32_partial:
+	MOVQ $1, DX
+	SHLQ CX, DX
+	DECQ DX
+	KMOVW DX, K1
+	SHRQ $16, DX
+	KMOVW DX, K2
+	MOVL beta+48(FP), AX
+	ANDL $0x7fffffff, AX
+	JZ kernAVX512x12x32_pstore
+	VBROADCASTSS beta+48(FP), Z24
+	VFMADD231PS (R8), Z24, K1, Z0
+	VMOVUPS Z0, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z1
+	VMOVUPS Z1, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z2
+	VMOVUPS Z2, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z3
+	VMOVUPS Z3, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z4
+	VMOVUPS Z4, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z5
+	VMOVUPS Z5, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z6
+	VMOVUPS Z6, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z7
+	VMOVUPS Z7, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z8
+	VMOVUPS Z8, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z9
+	VMOVUPS Z9, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z10
+	VMOVUPS Z10, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z11
+	VMOVUPS Z11, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z12
+	VMOVUPS Z12, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z13
+	VMOVUPS Z13, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z14
+	VMOVUPS Z14, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z15
+	VMOVUPS Z15, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z16
+	VMOVUPS Z16, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z17
+	VMOVUPS Z17, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z18
+	VMOVUPS Z18, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z19
+	VMOVUPS Z19, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z20
+	VMOVUPS Z20, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z21
+	VMOVUPS Z21, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z22
+	VMOVUPS Z22, K1, (R8)
+	VFMADD231PS 64(R8), Z24, K2, Z23
+	VMOVUPS Z23, K2, 64(R8)
+	JMP kernAVX512x12x32_pdone
+kernAVX512x12x32_pstore:
+	VMOVUPS Z0, K1, (R8)
+	VMOVUPS Z1, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z2, K1, (R8)
+	VMOVUPS Z3, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z4, K1, (R8)
+	VMOVUPS Z5, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z6, K1, (R8)
+	VMOVUPS Z7, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z8, K1, (R8)
+	VMOVUPS Z9, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z10, K1, (R8)
+	VMOVUPS Z11, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z12, K1, (R8)
+	VMOVUPS Z13, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z14, K1, (R8)
+	VMOVUPS Z15, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z16, K1, (R8)
+	VMOVUPS Z17, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z18, K1, (R8)
+	VMOVUPS Z19, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z20, K1, (R8)
+	VMOVUPS Z21, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x12x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z22, K1, (R8)
+	VMOVUPS Z23, K2, 64(R8)
+kernAVX512x12x32_pdone:
+	VZEROUPPER
+	RET
 
 // kernAVX512x8x32 computes a 8×32 tile, AVX-512: for products with few rows (m ≤ 8, e.g. SAM's decoder tokens).
 //
-// func kernAVX512x8x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
-TEXT ·kernAVX512x8x32(SB), NOSPLIT, $0-52
+// func kernAVX512x8x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
+TEXT ·kernAVX512x8x32(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -623,6 +784,12 @@ kernAVX512x8x32_loop1:
 	DECQ DX
 	JNZ kernAVX512x8x32_loop1
 kernAVX512x8x32_epilogue:
+	MOVQ rows+56(FP), BX
+	MOVQ cols+64(FP), CX
+	CMPQ BX, $8
+	JNE kernAVX512x8x32_partial
+	CMPQ CX, $32
+	JNE kernAVX512x8x32_partial
 	MOVL beta+48(FP), AX
 	ANDL $0x7fffffff, AX // beta == ±0: C is write-only
 	JZ kernAVX512x8x32_store
@@ -695,11 +862,117 @@ kernAVX512x8x32_store:
 	VMOVUPS Z15, 64(R8)
 	VZEROUPPER
 	RET
+kernAVX512x8x32_partial:
+	MOVQ $1, DX
+	SHLQ CX, DX
+	DECQ DX
+	KMOVW DX, K1
+	SHRQ $16, DX
+	KMOVW DX, K2
+	MOVL beta+48(FP), AX
+	ANDL $0x7fffffff, AX
+	JZ kernAVX512x8x32_pstore
+	VBROADCASTSS beta+48(FP), Z16
+	VFMADD231PS (R8), Z16, K1, Z0
+	VMOVUPS Z0, K1, (R8)
+	VFMADD231PS 64(R8), Z16, K2, Z1
+	VMOVUPS Z1, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z16, K1, Z2
+	VMOVUPS Z2, K1, (R8)
+	VFMADD231PS 64(R8), Z16, K2, Z3
+	VMOVUPS Z3, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z16, K1, Z4
+	VMOVUPS Z4, K1, (R8)
+	VFMADD231PS 64(R8), Z16, K2, Z5
+	VMOVUPS Z5, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z16, K1, Z6
+	VMOVUPS Z6, K1, (R8)
+	VFMADD231PS 64(R8), Z16, K2, Z7
+	VMOVUPS Z7, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z16, K1, Z8
+	VMOVUPS Z8, K1, (R8)
+	VFMADD231PS 64(R8), Z16, K2, Z9
+	VMOVUPS Z9, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z16, K1, Z10
+	VMOVUPS Z10, K1, (R8)
+	VFMADD231PS 64(R8), Z16, K2, Z11
+	VMOVUPS Z11, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z16, K1, Z12
+	VMOVUPS Z12, K1, (R8)
+	VFMADD231PS 64(R8), Z16, K2, Z13
+	VMOVUPS Z13, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z16, K1, Z14
+	VMOVUPS Z14, K1, (R8)
+	VFMADD231PS 64(R8), Z16, K2, Z15
+	VMOVUPS Z15, K2, 64(R8)
+	JMP kernAVX512x8x32_pdone
+kernAVX512x8x32_pstore:
+	VMOVUPS Z0, K1, (R8)
+	VMOVUPS Z1, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z2, K1, (R8)
+	VMOVUPS Z3, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z4, K1, (R8)
+	VMOVUPS Z5, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z6, K1, (R8)
+	VMOVUPS Z7, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z8, K1, (R8)
+	VMOVUPS Z9, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z10, K1, (R8)
+	VMOVUPS Z11, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z12, K1, (R8)
+	VMOVUPS Z13, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x8x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z14, K1, (R8)
+	VMOVUPS Z15, K2, 64(R8)
+kernAVX512x8x32_pdone:
+	VZEROUPPER
+	RET
 
 // kernAVX512x4x32 computes a 4×32 tile, AVX-512: for products with m ≤ 4.
 //
-// func kernAVX512x4x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
-TEXT ·kernAVX512x4x32(SB), NOSPLIT, $0-52
+// func kernAVX512x4x32(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
+TEXT ·kernAVX512x4x32(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -822,6 +1095,12 @@ kernAVX512x4x32_loop1:
 	DECQ DX
 	JNZ kernAVX512x4x32_loop1
 kernAVX512x4x32_epilogue:
+	MOVQ rows+56(FP), BX
+	MOVQ cols+64(FP), CX
+	CMPQ BX, $4
+	JNE kernAVX512x4x32_partial
+	CMPQ CX, $32
+	JNE kernAVX512x4x32_partial
 	MOVL beta+48(FP), AX
 	ANDL $0x7fffffff, AX // beta == ±0: C is write-only
 	JZ kernAVX512x4x32_store
@@ -862,11 +1141,69 @@ kernAVX512x4x32_store:
 	VMOVUPS Z7, 64(R8)
 	VZEROUPPER
 	RET
+kernAVX512x4x32_partial:
+	MOVQ $1, DX
+	SHLQ CX, DX
+	DECQ DX
+	KMOVW DX, K1
+	SHRQ $16, DX
+	KMOVW DX, K2
+	MOVL beta+48(FP), AX
+	ANDL $0x7fffffff, AX
+	JZ kernAVX512x4x32_pstore
+	VBROADCASTSS beta+48(FP), Z8
+	VFMADD231PS (R8), Z8, K1, Z0
+	VMOVUPS Z0, K1, (R8)
+	VFMADD231PS 64(R8), Z8, K2, Z1
+	VMOVUPS Z1, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x4x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z8, K1, Z2
+	VMOVUPS Z2, K1, (R8)
+	VFMADD231PS 64(R8), Z8, K2, Z3
+	VMOVUPS Z3, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x4x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z8, K1, Z4
+	VMOVUPS Z4, K1, (R8)
+	VFMADD231PS 64(R8), Z8, K2, Z5
+	VMOVUPS Z5, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x4x32_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z8, K1, Z6
+	VMOVUPS Z6, K1, (R8)
+	VFMADD231PS 64(R8), Z8, K2, Z7
+	VMOVUPS Z7, K2, 64(R8)
+	JMP kernAVX512x4x32_pdone
+kernAVX512x4x32_pstore:
+	VMOVUPS Z0, K1, (R8)
+	VMOVUPS Z1, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x4x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z2, K1, (R8)
+	VMOVUPS Z3, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x4x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z4, K1, (R8)
+	VMOVUPS Z5, K2, 64(R8)
+	DECQ BX
+	JZ kernAVX512x4x32_pdone
+	ADDQ R11, R8
+	VMOVUPS Z6, K1, (R8)
+	VMOVUPS Z7, K2, 64(R8)
+kernAVX512x4x32_pdone:
+	VZEROUPPER
+	RET
 
 // kernAVX512x24x16 computes a 24×16 tile, AVX-512: for products with n ≤ 16; 24 zmm accumulators, FMAs with embedded broadcasts.
 //
-// func kernAVX512x24x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
-TEXT ·kernAVX512x24x16(SB), NOSPLIT, $0-52
+// func kernAVX512x24x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
+TEXT ·kernAVX512x24x16(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -1116,6 +1453,12 @@ kernAVX512x24x16_loop1:
 	DECQ DX
 	JNZ kernAVX512x24x16_loop1
 kernAVX512x24x16_epilogue:
+	MOVQ rows+56(FP), BX
+	MOVQ cols+64(FP), CX
+	CMPQ BX, $24
+	JNE kernAVX512x24x16_partial
+	CMPQ CX, $16
+	JNE kernAVX512x24x16_partial
 	MOVL beta+48(FP), AX
 	ANDL $0x7fffffff, AX // beta == ±0: C is write-only
 	JZ kernAVX512x24x16_store
@@ -1244,11 +1587,235 @@ kernAVX512x24x16_store:
 	VMOVUPS Z23, (R8)
 	VZEROUPPER
 	RET
+kernAVX512x24x16_partial:
+	MOVQ $1, DX
+	SHLQ CX, DX
+	DECQ DX
+	KMOVW DX, K1
+	MOVL beta+48(FP), AX
+	ANDL $0x7fffffff, AX
+	JZ kernAVX512x24x16_pstore
+	VBROADCASTSS beta+48(FP), Z24
+	VFMADD231PS (R8), Z24, K1, Z0
+	VMOVUPS Z0, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z1
+	VMOVUPS Z1, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z2
+	VMOVUPS Z2, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z3
+	VMOVUPS Z3, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z4
+	VMOVUPS Z4, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z5
+	VMOVUPS Z5, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z6
+	VMOVUPS Z6, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z7
+	VMOVUPS Z7, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z8
+	VMOVUPS Z8, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z9
+	VMOVUPS Z9, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z10
+	VMOVUPS Z10, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z11
+	VMOVUPS Z11, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z12
+	VMOVUPS Z12, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z13
+	VMOVUPS Z13, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z14
+	VMOVUPS Z14, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z15
+	VMOVUPS Z15, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z16
+	VMOVUPS Z16, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z17
+	VMOVUPS Z17, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z18
+	VMOVUPS Z18, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z19
+	VMOVUPS Z19, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z20
+	VMOVUPS Z20, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z21
+	VMOVUPS Z21, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z22
+	VMOVUPS Z22, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z24, K1, Z23
+	VMOVUPS Z23, K1, (R8)
+	JMP kernAVX512x24x16_pdone
+kernAVX512x24x16_pstore:
+	VMOVUPS Z0, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z1, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z2, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z3, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z4, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z5, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z6, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z7, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z8, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z9, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z10, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z11, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z12, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z13, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z14, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z15, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z16, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z17, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z18, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z19, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z20, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z21, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z22, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x24x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z23, K1, (R8)
+kernAVX512x24x16_pdone:
+	VZEROUPPER
+	RET
 
 // kernAVX512x8x16 computes a 8×16 tile, AVX-512: for n ≤ 16 and m ≤ 8.
 //
-// func kernAVX512x8x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
-TEXT ·kernAVX512x8x16(SB), NOSPLIT, $0-52
+// func kernAVX512x8x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
+TEXT ·kernAVX512x8x16(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -1354,6 +1921,12 @@ kernAVX512x8x16_loop1:
 	DECQ DX
 	JNZ kernAVX512x8x16_loop1
 kernAVX512x8x16_epilogue:
+	MOVQ rows+56(FP), BX
+	MOVQ cols+64(FP), CX
+	CMPQ BX, $8
+	JNE kernAVX512x8x16_partial
+	CMPQ CX, $16
+	JNE kernAVX512x8x16_partial
 	MOVL beta+48(FP), AX
 	ANDL $0x7fffffff, AX // beta == ±0: C is write-only
 	JZ kernAVX512x8x16_store
@@ -1402,11 +1975,91 @@ kernAVX512x8x16_store:
 	VMOVUPS Z7, (R8)
 	VZEROUPPER
 	RET
+kernAVX512x8x16_partial:
+	MOVQ $1, DX
+	SHLQ CX, DX
+	DECQ DX
+	KMOVW DX, K1
+	MOVL beta+48(FP), AX
+	ANDL $0x7fffffff, AX
+	JZ kernAVX512x8x16_pstore
+	VBROADCASTSS beta+48(FP), Z8
+	VFMADD231PS (R8), Z8, K1, Z0
+	VMOVUPS Z0, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z8, K1, Z1
+	VMOVUPS Z1, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z8, K1, Z2
+	VMOVUPS Z2, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z8, K1, Z3
+	VMOVUPS Z3, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z8, K1, Z4
+	VMOVUPS Z4, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z8, K1, Z5
+	VMOVUPS Z5, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z8, K1, Z6
+	VMOVUPS Z6, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z8, K1, Z7
+	VMOVUPS Z7, K1, (R8)
+	JMP kernAVX512x8x16_pdone
+kernAVX512x8x16_pstore:
+	VMOVUPS Z0, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z1, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z2, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z3, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z4, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z5, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z6, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x8x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z7, K1, (R8)
+kernAVX512x8x16_pdone:
+	VZEROUPPER
+	RET
 
 // kernAVX512x4x16 computes a 4×16 tile, AVX-512: for n ≤ 16 and m ≤ 4.
 //
-// func kernAVX512x4x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
-TEXT ·kernAVX512x4x16(SB), NOSPLIT, $0-52
+// func kernAVX512x4x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
+TEXT ·kernAVX512x4x16(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
@@ -1476,6 +2129,12 @@ kernAVX512x4x16_loop1:
 	DECQ DX
 	JNZ kernAVX512x4x16_loop1
 kernAVX512x4x16_epilogue:
+	MOVQ rows+56(FP), BX
+	MOVQ cols+64(FP), CX
+	CMPQ BX, $4
+	JNE kernAVX512x4x16_partial
+	CMPQ CX, $16
+	JNE kernAVX512x4x16_partial
 	MOVL beta+48(FP), AX
 	ANDL $0x7fffffff, AX // beta == ±0: C is write-only
 	JZ kernAVX512x4x16_store
@@ -1504,11 +2163,55 @@ kernAVX512x4x16_store:
 	VMOVUPS Z3, (R8)
 	VZEROUPPER
 	RET
+kernAVX512x4x16_partial:
+	MOVQ $1, DX
+	SHLQ CX, DX
+	DECQ DX
+	KMOVW DX, K1
+	MOVL beta+48(FP), AX
+	ANDL $0x7fffffff, AX
+	JZ kernAVX512x4x16_pstore
+	VBROADCASTSS beta+48(FP), Z4
+	VFMADD231PS (R8), Z4, K1, Z0
+	VMOVUPS Z0, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x4x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z4, K1, Z1
+	VMOVUPS Z1, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x4x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z4, K1, Z2
+	VMOVUPS Z2, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x4x16_pdone
+	ADDQ R11, R8
+	VFMADD231PS (R8), Z4, K1, Z3
+	VMOVUPS Z3, K1, (R8)
+	JMP kernAVX512x4x16_pdone
+kernAVX512x4x16_pstore:
+	VMOVUPS Z0, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x4x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z1, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x4x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z2, K1, (R8)
+	DECQ BX
+	JZ kernAVX512x4x16_pdone
+	ADDQ R11, R8
+	VMOVUPS Z3, K1, (R8)
+kernAVX512x4x16_pdone:
+	VZEROUPPER
+	RET
 
 // kernAVX2x6x16 computes a 6×16 tile, AVX2+FMA: 12 ymm accumulators, 2 ymm of B, 2 rotating broadcast registers.
 //
-// func kernAVX2x6x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
-TEXT ·kernAVX2x6x16(SB), NOSPLIT, $0-52
+// func kernAVX2x6x16(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)
+TEXT ·kernAVX2x6x16(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI

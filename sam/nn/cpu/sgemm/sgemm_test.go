@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -50,16 +49,20 @@ func newOperands(rng *rand.Rand, tc gemmCase) operands {
 		br, bc = tc.n, tc.k
 	}
 	o := operands{lda: max(1, ac) + tc.pad, ldb: max(1, bc) + tc.pad, ldc: max(1, tc.n) + tc.pad}
+	// Each matrix is followed by a guard row of padding, inside the
+	// slice's capacity but past its length: the kernels work on raw
+	// pointers, and this catches reads (NaN in A, B) and writes (the C
+	// sentinel) past the last row.
 	fill := func(rows, cols, ld int, pad float32, val func() float32) []float32 {
-		x := make([]float32, rows*ld)
+		x := make([]float32, (rows+1)*ld)
 		for i := range x {
-			if i%ld < cols {
+			if i%ld < cols && i < rows*ld {
 				x[i] = val()
 			} else {
 				x[i] = pad
 			}
 		}
-		return x
+		return x[:rows*ld]
 	}
 	rnd := func() float32 { return rng.Float32()*2 - 1 }
 	nan := float32(math.NaN())
@@ -79,20 +82,43 @@ func newOperands(rng *rand.Rand, tc gemmCase) operands {
 // Σ|a||b|: |ĉ - c| ≤ 4·(k+2)·2⁻²⁴·(|alpha|·Σ_p |a_ip||b_pj| + |beta|·|c0|).
 func check(t *testing.T, tc gemmCase, o operands) {
 	t.Helper()
-	at := func(i, p int) float64 {
-		if tc.transA {
-			return float64(o.a[p*o.lda+i])
+	// op(A) (m×k) and op(B) (k×n) in float64.
+	opA := make([]float64, tc.m*tc.k)
+	for i := 0; i < tc.m; i++ {
+		for p := 0; p < tc.k; p++ {
+			if tc.transA {
+				opA[i*tc.k+p] = float64(o.a[p*o.lda+i])
+			} else {
+				opA[i*tc.k+p] = float64(o.a[i*o.lda+p])
+			}
 		}
-		return float64(o.a[i*o.lda+p])
 	}
-	bt := func(p, j int) float64 {
-		if tc.transB {
-			return float64(o.b[j*o.ldb+p])
+	opB := make([]float64, tc.k*tc.n)
+	for p := 0; p < tc.k; p++ {
+		for j := 0; j < tc.n; j++ {
+			if tc.transB {
+				opB[p*tc.n+j] = float64(o.b[j*o.ldb+p])
+			} else {
+				opB[p*tc.n+j] = float64(o.b[p*o.ldb+j])
+			}
 		}
-		return float64(o.b[p*o.ldb+j])
+	}
+	for _, v := range o.c[len(o.c):cap(o.c)] {
+		require.Equal(t, float32(cSentinel), v, "%v: guard row after C was written", tc)
 	}
 	const eps = 1.0 / (1 << 24)
+	sum := make([]float64, tc.n)
+	mag := make([]float64, tc.n)
 	for i := 0; i < tc.m; i++ {
+		clear(sum)
+		clear(mag)
+		for p := 0; p < tc.k; p++ {
+			av := opA[i*tc.k+p]
+			for j, bv := range opB[p*tc.n : (p+1)*tc.n] {
+				sum[j] += av * bv
+				mag[j] += math.Abs(av * bv)
+			}
+		}
 		for j := 0; j < o.ldc; j++ {
 			idx := i*o.ldc + j
 			got := o.c[idx]
@@ -100,18 +126,13 @@ func check(t *testing.T, tc gemmCase, o operands) {
 				require.Equal(t, float32(cSentinel), got, "%v: padding C[%d][%d] was written", tc, i, j)
 				continue
 			}
-			var s, mag float64
-			for p := 0; p < tc.k; p++ {
-				s += at(i, p) * bt(p, j)
-				mag += math.Abs(at(i, p) * bt(p, j))
-			}
-			want := float64(tc.alpha) * s
-			mag *= math.Abs(float64(tc.alpha))
+			want := float64(tc.alpha) * sum[j]
+			bound := math.Abs(float64(tc.alpha)) * mag[j]
 			if tc.beta != 0 {
 				want += float64(tc.beta) * float64(o.c0[idx])
-				mag += math.Abs(float64(tc.beta) * float64(o.c0[idx]))
+				bound += math.Abs(float64(tc.beta) * float64(o.c0[idx]))
 			}
-			tol := 4 * float64(tc.k+2) * eps * mag
+			tol := 4 * float64(tc.k+2) * eps * bound
 			if math.Abs(float64(got)-want) > tol || math.IsNaN(float64(got)) {
 				require.Failf(t, "wrong element", "%v: C[%d][%d] = %v, want %v ± %.3g", tc, i, j, got, want, tol)
 			}
@@ -226,24 +247,23 @@ func TestGemmLargeShapes(t *testing.T) {
 
 // TestGemmParallelMatchesSerial checks that splitting the product over
 // goroutines changes nothing: stripes are aligned to the kernel tile and
-// the k blocking is the same, so the results must be bit-identical.
+// the k blocking is the same, so the results must be bit-identical. It
+// calls the splitter directly so that small shapes (quick under -race)
+// still split.
 func TestGemmParallelMatchesSerial(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	}
 	shapes := []gemmCase{
-		{m: 1000, n: 70, k: 300, alpha: 1, beta: 0},                 // split along m
-		{transB: true, m: 50, n: 1500, k: 100, alpha: 0.5, beta: 1}, // split along n
-		{transA: true, transB: true, m: 333, n: 333, k: 65, alpha: 1, beta: -0.25},
-		{transA: true, m: 7, n: 4000, k: 256, alpha: 1, beta: 0},
-		{m: 3000, n: 10, k: 200, alpha: 1, beta: -0.25, pad: 1}, // narrow kernel family
+		{m: 400, n: 70, k: 100, alpha: 1, beta: 0},                 // split along m
+		{transB: true, m: 50, n: 1500, k: 64, alpha: 0.5, beta: 1}, // split along n
+		{transA: true, transB: true, m: 233, n: 200, k: 65, alpha: 1, beta: -0.25},
+		{transA: true, m: 7, n: 2000, k: 100, alpha: 1, beta: 0}, // short kernel
+		{m: 1000, n: 10, k: 50, alpha: 1, beta: -0.25, pad: 1},   // narrow kernel
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	forEachKernel(t, func(t *testing.T) {
 		for _, tc := range shapes {
 			o := newOperands(rng, tc)
 			par := append([]float32(nil), o.c...)
-			Gemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, par, o.ldc)
+			gemmParallel(active, 3, tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, par, o.ldc)
 			GemmSerial(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, o.a, o.lda, o.b, o.ldb, tc.beta, o.c, o.ldc)
 			require.Equal(t, o.c, par, "%v", tc)
 			check(t, tc, o)
