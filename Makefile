@@ -23,12 +23,9 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 
-# The parity suite runs once without the race detector (it is numeric and
-# single-goroutine at the API); every package runs under -race, with the
-# heaviest parity cases skipped there (-short).
+# The whole suite runs under the race detector (about a minute on 2 cores).
 test: vet
-	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -race -short ./...
+	$(GO) test -count=1 -race ./...
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./sam/nn/cpu/... ./sam/imgproc/

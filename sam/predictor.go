@@ -320,7 +320,7 @@ func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error)
 		// Upscale one prompt's masks at a time: M full-size planes instead
 		// of B·M keeps memory flat for large batches.
 		li := b.Slice(low, 0, i, i+1) // (1, M, 4g, 4g)
-		ui := b.UpscaleMasks(li, up)   // (1, M, H, W)
+		ui := b.UpscaleMasks(li, up)  // (1, M, H, W)
 		logits := b.Download(ui)
 		b.Release(li, ui)
 		pr := &Prediction{W: W, H: H, LowRes: lr, IoU: iouHost[i*M : (i+1)*M]}
