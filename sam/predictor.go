@@ -268,46 +268,15 @@ func (p *Predictor) inputPoints(pr *Prompt) []point {
 // predictSame runs one decoder pass for prompts of identical structure.
 func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error) {
 	defer nn.Catch(&err)
-	m, b, cfg := p.m, p.m.backend, &p.m.Config
-	B, C, g := len(prompts), cfg.PromptEmbedDim, cfg.GridSize()
-	N := len(p.inputPoints(&prompts[0]))
-
-	sparseHost := make([]float32, B*N*C)
+	b, cfg := p.m.backend, &p.m.Config
+	pts := make([][]point, len(prompts))
+	var masks []float32
 	for i := range prompts {
-		m.pe.sparse(p.inputPoints(&prompts[i]), sparseHost[i*N*C:(i+1)*N*C])
+		pts[i] = p.inputPoints(&prompts[i])
+		masks = append(masks, prompts[i].MaskInput...)
 	}
-	sparse := b.Upload(sparseHost, B, N, C)
-	p.trace("sparse", sparse)
-	var dense nn.Tensor
-	if prompts[0].MaskInput != nil {
-		lr := cfg.LowResSize()
-		masks := make([]float32, 0, B*lr*lr)
-		for _, pr := range prompts {
-			masks = append(masks, pr.MaskInput...)
-		}
-		mt := b.Upload(masks, B, lr, lr)
-		dense = m.pe.dense(b, mt)
-		b.Release(mt)
-		p.traceNCHW("dense", dense, g)
-	}
-
-	var tr func(string, nn.Tensor)
-	if p.Trace != nil {
-		tr = func(name string, t nn.Tensor) {
-			if name == "upscaled" {
-				p.traceNCHW(name, t, 4*g)
-			} else {
-				p.trace(name, t)
-			}
-		}
-	}
-	masks, iou := m.dec.forward(b, p.tokens, m.pe.densePE, sparse, dense, m.pe.noMask, g, tr)
-	b.Release(sparse)
-	if dense != nil {
-		b.Release(dense)
-	}
-	low, scores := m.dec.selectOutputs(b, masks, iou, prompts[0].Multimask)
-	b.Release(masks, iou)
+	low, scores := p.decode(pts, masks, prompts[0].Multimask)
+	B := len(prompts)
 	e := p.emb
 	M := low.Shape()[1]
 	lr := cfg.LowResSize()
@@ -341,6 +310,108 @@ func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error)
 	}
 	b.Release(low)
 	return res, nil
+}
+
+// decode runs the prompt encoder and mask decoder for B prompts of the
+// same structure: pts[i] are prompt i's normalised points (N each), masks
+// the B low-res mask inputs back to back (nil for none). It returns the
+// selected low-res logits (B, M, 4g, 4g) and IoU predictions (B, M).
+func (p *Predictor) decode(pts [][]point, masks []float32, multimask bool) (low, scores nn.Tensor) {
+	m, b, cfg := p.m, p.m.backend, &p.m.Config
+	B, C, g := len(pts), cfg.PromptEmbedDim, cfg.GridSize()
+	N := len(pts[0])
+	sparseHost := make([]float32, B*N*C)
+	for i := range pts {
+		m.pe.sparse(pts[i], sparseHost[i*N*C:(i+1)*N*C])
+	}
+	sparse := b.Upload(sparseHost, B, N, C)
+	p.trace("sparse", sparse)
+	var dense nn.Tensor
+	if masks != nil {
+		lr := cfg.LowResSize()
+		mt := b.Upload(masks, B, lr, lr)
+		dense = m.pe.dense(b, mt)
+		b.Release(mt)
+		p.traceNCHW("dense", dense, g)
+	}
+	var tr func(string, nn.Tensor)
+	if p.Trace != nil {
+		tr = func(name string, t nn.Tensor) {
+			if name == "upscaled" {
+				p.traceNCHW(name, t, 4*g)
+			} else {
+				p.trace(name, t)
+			}
+		}
+	}
+	all, iou := m.dec.forward(b, p.tokens, m.pe.densePE, sparse, dense, m.pe.noMask, g, tr)
+	b.Release(sparse)
+	if dense != nil {
+		b.Release(dense)
+	}
+	low, scores = m.dec.selectOutputs(b, all, iou, multimask)
+	b.Release(all, iou)
+	return low, scores
+}
+
+// LowResBatch is the decoder output for a batch of prompts: B prompts × M
+// masks of LowRes×LowRes logits, and their IoU predictions.
+type LowResBatch struct {
+	B, M, LowRes int
+	Logits       []float32 // (B, M, LowRes, LowRes)
+	IoU          []float32 // (B, M)
+}
+
+// PredictPoints is the automatic mask generator's decoder call
+// (SamAutomaticMaskGenerator._process_batch → predict_torch): one positive
+// point per prompt, in original-image pixels. The coordinate transform
+// stays in float64 through apply_coords, +0.5 and /S, as the official
+// generator passes float64 arrays, and is cast to float32 only before the
+// positional encoding. Returns low-res logits; see UpscaleLogits.
+func (p *Predictor) PredictPoints(ctx context.Context, xy [][2]float64, multimask bool) (res *LowResBatch, err error) {
+	if p.emb == nil {
+		return nil, ErrNoImage
+	}
+	if len(xy) == 0 {
+		return nil, fmt.Errorf("%w: no points", ErrPrompt)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e := p.emb
+	sx := float64(e.InputW) / float64(e.OriginalW)
+	sy := float64(e.InputH) / float64(e.OriginalH)
+	S := float64(e.ImgSize)
+	pts := make([][]point, len(xy))
+	for i, q := range xy {
+		x, y := q[0]*sx, q[1]*sy
+		pts[i] = []point{{float32((x + 0.5) / S), float32((y + 0.5) / S), 1}, {0, 0, -1}}
+	}
+	defer nn.Catch(&err)
+	b := p.m.backend
+	low, scores := p.decode(pts, nil, multimask)
+	res = &LowResBatch{B: len(xy), M: low.Shape()[1], LowRes: p.m.Config.LowResSize(), Logits: b.Download(low), IoU: b.Download(scores)}
+	b.Release(low, scores)
+	return res, nil
+}
+
+// UpscaleLogits is postprocess_masks on n low-res logit planes (n, 4g, 4g):
+// it returns (n, H, W) logits at the original image size.
+func (p *Predictor) UpscaleLogits(low []float32, n int) (out []float32, err error) {
+	if p.emb == nil {
+		return nil, ErrNoImage
+	}
+	lr := p.m.Config.LowResSize()
+	if n <= 0 || len(low) != n*lr*lr {
+		return nil, fmt.Errorf("upscale: %d values for %d planes of %d×%d", len(low), n, lr, lr)
+	}
+	defer nn.Catch(&err)
+	b, e := p.m.backend, p.emb
+	t := b.Upload(low, 1, n, lr, lr)
+	u := b.UpscaleMasks(t, nn.MaskUpscale{Pad: e.ImgSize, InH: e.InputH, InW: e.InputW, OutH: e.OriginalH, OutW: e.OriginalW})
+	out = b.Download(u)
+	b.Release(t, u)
+	return out, nil
 }
 
 func (p *Predictor) trace(name string, t nn.Tensor) {
