@@ -140,6 +140,10 @@ func check(t *testing.T, tc gemmCase, o operands) {
 	}
 }
 
+// quick reports whether to run the reduced test set: under -short, and
+// under -race, whose 10× slowdown would otherwise take minutes.
+func quick() bool { return testing.Short() || raceEnabled }
+
 type gemmFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
 
 func runCase(t *testing.T, rng *rand.Rand, f gemmFunc, tc gemmCase) {
@@ -174,7 +178,7 @@ var (
 // short kernels and the ragged-edge tiles.
 func TestGemmSmallShapes(t *testing.T) {
 	maxDim := 20
-	if testing.Short() {
+	if quick() {
 		maxDim = 13
 	}
 	forEachKernel(t, func(t *testing.T) {
@@ -207,7 +211,7 @@ func TestGemmOddShapes(t *testing.T) {
 		{97, 65, 255}, {7, 256, 256}, {13, 255, 257}, {255, 17, 31},
 		{257, 33, 1025}, {25, 1025, 9}, {100, 100, 400},
 	}
-	if testing.Short() {
+	if quick() {
 		shapes = shapes[:6]
 	}
 	forEachKernel(t, func(t *testing.T) {
@@ -228,8 +232,8 @@ func TestGemmOddShapes(t *testing.T) {
 // TestGemmLargeShapes runs products big enough for several cache blocks in
 // every dimension (m > mc, k > kc, n > nc) through the parallel Gemm.
 func TestGemmLargeShapes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("large shapes skipped in -short mode")
+	if quick() {
+		t.Skip("large shapes skipped in -short and -race mode")
 	}
 	shapes := []gemmCase{
 		{m: 2500, n: 97, k: 40, alpha: 1, beta: 0, pad: 1},

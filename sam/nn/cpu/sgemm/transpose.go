@@ -5,7 +5,7 @@ package sgemm
 // of the caller's: A stored m×k into k-major mr-row panels, and B stored n×k
 // (transB) into k-major nr-column panels. Scattering one element at a time
 // writes every destination line once per row; where AVX is available the
-// rows go through 8×8 and 4×4 register transposes instead (transpose_amd64.s).
+// rows go through 8×8 and 4×4 register transposes instead (pack_amd64.s).
 func transposeScaled(dst []float32, ldd int, src []float32, lds, rows, k int, alpha float32) {
 	if rows == 0 || k == 0 {
 		return
