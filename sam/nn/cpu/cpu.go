@@ -42,6 +42,23 @@ var ErrTensor = errors.New("invalid tensor")
 type Backend struct {
 	threads int
 	pool    *pool
+	mem     *memStats // shared with forks
+}
+
+// memStats counts the bytes of live tensors the backend allocated (weights
+// wrapped by UploadWeight are the caller's and not counted).
+type memStats struct {
+	inUse, peak atomic.Int64
+}
+
+func (m *memStats) alloc(n int64) {
+	v := m.inUse.Add(n)
+	for {
+		p := m.peak.Load()
+		if v <= p || m.peak.CompareAndSwap(p, v) {
+			return
+		}
+	}
 }
 
 var _ nn.Backend = (*Backend)(nil)
@@ -70,7 +87,7 @@ func WithoutPool() Option {
 // New returns a CPU backend that runs each op on up to GOMAXPROCS
 // goroutines.
 func New(opts ...Option) *Backend {
-	b := &Backend{threads: runtime.GOMAXPROCS(0), pool: newPool()}
+	b := &Backend{threads: runtime.GOMAXPROCS(0), pool: newPool(), mem: &memStats{}}
 	for _, o := range opts {
 		o(b)
 	}
@@ -92,6 +109,27 @@ func init() {
 // Name returns "cpu".
 func (b *Backend) Name() string { return "cpu" }
 
+// MemoryInUse is the size in bytes of the live tensors the backend's ops,
+// Upload and Reshape views hold (UploadWeight data excluded).
+func (b *Backend) MemoryInUse() int64 { return b.mem.inUse.Load() }
+
+// PeakMemory is the largest MemoryInUse since New or ResetPeakMemory.
+func (b *Backend) PeakMemory() int64 { return b.mem.peak.Load() }
+
+// ResetPeakMemory restarts the peak at the current use.
+func (b *Backend) ResetPeakMemory() { b.mem.peak.Store(b.mem.inUse.Load()) }
+
+// Fork returns a backend that accepts this one's tensors (host memory is
+// shared) with its own thread count (0: the same) and the same memory
+// statistics: the CPU's counterpart of a second stream on one GPU.
+func (b *Backend) Fork(threads int) nn.Backend {
+	f := *b
+	if threads > 0 {
+		f.threads = threads
+	}
+	return &f
+}
+
 // Threads returns the number of worker goroutines an op uses.
 func (b *Backend) Threads() int { return b.threads }
 
@@ -99,7 +137,7 @@ func (b *Backend) Threads() int { return b.threads }
 type Tensor struct {
 	shape []int
 	data  []float32 // len(data) == nn.Numel(shape); nil after Release
-	buf   *buffer   // the pooled allocation data lives in; nil if not pooled
+	buf   *buffer   // the allocation data lives in (shared by views); nil for UploadWeight data
 	// released is set by Release; a second Release is a no-op.
 	released atomic.Bool
 }
@@ -177,6 +215,13 @@ func (b *Backend) newTensor(shape ...int) *Tensor {
 	n := nn.Numel(shape)
 	t := &Tensor{shape: append([]int(nil), shape...)}
 	t.data, t.buf = b.pool.get(n)
+	if t.buf == nil {
+		// Small or unpooled: a buffer all the same, so that views count
+		// references and the memory statistics see the release.
+		t.buf = &buffer{data: t.data}
+		t.buf.refs.Store(1)
+	}
+	b.mem.alloc(4 * int64(n))
 	return t
 }
 
@@ -245,7 +290,10 @@ func (b *Backend) Release(ts ...nn.Tensor) {
 			continue
 		}
 		if x.buf != nil && x.buf.release() {
-			b.pool.put(x.buf)
+			b.mem.inUse.Add(-4 * int64(len(x.buf.data)))
+			if len(x.buf.data) >= minPooled {
+				b.pool.put(x.buf)
+			}
 		}
 		x.data, x.buf = nil, nil
 	}
