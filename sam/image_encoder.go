@@ -159,7 +159,7 @@ func (blk *vitBlock) forward(b nn.Backend, x nn.Tensor) nn.Tensor {
 		b.Release(h)
 		gh, gw = blk.window, blk.window
 	} else {
-		tokens = b.Reshape(h, B, H*W, D) // (B, H·W, D)
+		tokens = view(b, h, B, H*W, D) // (B, H·W, D)
 	}
 	qkv := blk.qkv.forward(b, tokens, nn.ActNone) // (B', N, 3D)
 	b.Release(tokens)
@@ -175,7 +175,7 @@ func (blk *vitBlock) forward(b nn.Backend, x nn.Tensor) nn.Tensor {
 		a = b.WindowUnpartition(a2, blk.window, H, W) // (B, H, W, D)
 		b.Release(a2)
 	} else {
-		a = b.Reshape(a2, B, H, W, D)
+		a = view(b, a2, B, H, W, D)
 	}
 
 	x, h = b.AddLayerNorm(x, a, blk.norm2.w, blk.norm2.b, blk.norm2.eps) // x + attn, norm2(x + attn)

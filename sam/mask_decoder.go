@@ -80,8 +80,8 @@ func (d *maskDecoder) forward(b nn.Backend, embedding, densePE, sparse, dense, n
 	C := d.C
 
 	// tokens = [iou_token, mask_tokens, sparse]: (B, 1+T+N, C).
-	out := b.Repeat(d.outTokens, B)
-	tokens := b.Concat(1, b.Reshape(out, B, 1+d.T, C), sparse)
+	out := b.Repeat(d.outTokens, B) // (B, 1+T, C)
+	tokens := b.Concat(1, out, sparse)
 	b.Release(out)
 
 	// src = repeat_interleave(embedding, B) + dense: (B, g·g, C).
@@ -105,9 +105,9 @@ func (d *maskDecoder) forward(b nn.Backend, embedding, densePE, sparse, dense, n
 	}
 
 	// Upscale the image tokens: (B, g, g, C) → (B, 2g, 2g, C/4) → (B, 4g, 4g, C/8).
-	x := b.Reshape(keys, B, g, g, C)
+	x := view(b, keys, B, g, g, C)
 	u1 := b.ConvTranspose2D(x, d.up1W, d.up1B, 2)
-	b.Release(keys)
+	b.Release(x)
 	u1n := d.upNorm.forward(b, u1)
 	b.Release(u1)
 	u1a := b.Activation(u1n, nn.ActGELU)
@@ -116,7 +116,7 @@ func (d *maskDecoder) forward(b nn.Backend, embedding, densePE, sparse, dense, n
 	b.Release(u1a)
 	up := b.Activation(u2, nn.ActGELU)
 	b.Release(u2)
-	upTokens := b.Reshape(up, B, 16*g*g, C/8) // (B, 4g·4g, C/8)
+	upTokens := view(b, up, B, 16*g*g, C/8) // (B, 4g·4g, C/8)
 	if trace != nil {
 		trace("upscaled", upTokens)
 	}
@@ -131,13 +131,13 @@ func (d *maskDecoder) forward(b nn.Backend, embedding, densePE, sparse, dense, n
 	hyperIn := b.Concat(1, hyperOut...)
 	b.Release(hyperOut...)
 	m := b.MatMulT(hyperIn, upTokens) // (B, T, 16g²)
-	b.Release(hyperIn, up)
-	masks = b.Reshape(m, B, d.T, 4*g, 4*g)
+	b.Release(hyperIn, upTokens)
+	masks = view(b, m, B, d.T, 4*g, 4*g)
 
 	iouTok := b.Slice(hs, 1, 0, 1) // (B, 1, C)
 	iouOut := runMLP(b, d.iouHead, iouTok)
 	b.Release(iouTok, hs)
-	iou = b.Reshape(iouOut, B, d.T)
+	iou = view(b, iouOut, B, d.T)
 	return masks, iou
 }
 

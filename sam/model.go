@@ -258,6 +258,15 @@ func (w *weights) get(name string) nn.Tensor {
 	return w.b.UploadWeight(v, w.shapeOf(name)...)
 }
 
+// view reshapes t and hands t's reference to the view (t must not be used
+// afterwards): a Reshape is a new reference to the same memory, and each
+// reference is released on its own.
+func view(b nn.Backend, t nn.Tensor, shape ...int) nn.Tensor {
+	v := b.Reshape(t, shape...)
+	b.Release(t)
+	return v
+}
+
 // linear is a torch nn.Linear: w (out, in), b (out).
 type linear struct{ w, b nn.Tensor }
 

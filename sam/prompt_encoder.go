@@ -124,5 +124,5 @@ func (pe *promptEncoder) dense(b nn.Backend, masks nn.Tensor) nn.Tensor {
 	}
 	d := b.MaskDownsample(masks, pe.down) // (B, g, g, C)
 	B := d.Shape()[0]
-	return b.Reshape(d, B, pe.g*pe.g, pe.C)
+	return view(b, d, B, pe.g*pe.g, pe.C)
 }

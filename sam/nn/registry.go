@@ -88,3 +88,55 @@ func Open(spec string, opts Options) (Backend, error) {
 	}
 	return f(idx, opts)
 }
+
+// Forker is implemented by backends that can run a second, independent
+// stream of work on the same device: the fork accepts the original's
+// tensors (weights are shared, not copied) and has its own stream and
+// scratch memory. threads bounds a CPU fork's parallelism (0: unchanged).
+type Forker interface {
+	Fork(threads int) Backend
+}
+
+// MemoryReporter is implemented by backends that account for the memory
+// their tensors hold.
+type MemoryReporter interface {
+	MemoryInUse() int64 // bytes held by live tensors now
+	PeakMemory() int64  // the most held since creation or ResetPeakMemory
+	ResetPeakMemory()
+}
+
+// DeviceInfo describes one device of a backend kind.
+type DeviceInfo struct {
+	Kind              string  `json:"kind"`  // "cuda"
+	Index             int     `json:"index"` // as Open takes it ("cuda:<Index>")
+	Name              string  `json:"name"`
+	UUID              string  `json:"uuid,omitempty"`
+	ComputeCapability string  `json:"compute_capability,omitempty"`
+	MemoryTotal       int64   `json:"memory_total_bytes"`
+	MemoryFree        int64   `json:"memory_free_bytes"`
+	Utilization       float64 `json:"utilization_percent"` // -1 when unknown
+	Driver            string  `json:"driver_version,omitempty"`
+	CUDA              string  `json:"cuda_version,omitempty"`
+	Note              string  `json:"note,omitempty"` // e.g. why some fields are missing
+}
+
+var enumerators = map[string]func() ([]DeviceInfo, error){}
+
+// RegisterEnumerator lets a backend kind list its devices.
+func RegisterEnumerator(kind string, f func() ([]DeviceInfo, error)) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	enumerators[kind] = f
+}
+
+// Devices lists the devices of a kind; a kind without an enumerator (or a
+// build without it) has none.
+func Devices(kind string) ([]DeviceInfo, error) {
+	regMu.Lock()
+	f := enumerators[kind]
+	regMu.Unlock()
+	if f == nil {
+		return nil, nil
+	}
+	return f()
+}
