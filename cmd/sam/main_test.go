@@ -175,3 +175,53 @@ func TestEmbedThenPredict(t *testing.T) {
 	require.True(t, strings.HasPrefix(res.Masks[1].File, "mask_1"))
 	_ = e
 }
+
+func TestEmbedManyMatchesOne(t *testing.T) {
+	dir := t.TempDir()
+	ck := filepath.Join(testdata, "tiny", "model.safetensors")
+	imgs := filepath.Join(dir, "imgs")
+	require.NoError(t, os.MkdirAll(imgs, 0o755))
+	for _, f := range []string{"image_0.png", "image_1.png"} {
+		data, err := os.ReadFile(filepath.Join(testdata, "tiny", f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(imgs, f), data, 0o644))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(imgs, "notes.txt"), []byte("not an image"), 0o644))
+
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := samCLI("embed", "-checkpoint", ck, "-image", imgs, "-out", out, "-devices", "cpu:2")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "images/s")
+	var res struct {
+		Images []struct{ Image, Out, Worker string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &res))
+	require.Len(t, res.Images, 2)
+	for _, f := range []string{"image_0", "image_1"} {
+		one := filepath.Join(dir, f+".npy")
+		code, _, stderr := samCLI("embed", "-checkpoint", ck, "-image", filepath.Join(imgs, f+".png"), "-out", one)
+		require.Equal(t, 0, code, stderr)
+		a, sa, err := npy.ReadFile(one)
+		require.NoError(t, err)
+		b, sb, err := npy.ReadFile(filepath.Join(out, f+".npy"))
+		require.NoError(t, err)
+		require.Equal(t, sa, sb)
+		require.Equal(t, a, b, f)
+	}
+
+	// Two inputs with one base name would overwrite each other.
+	code, _, stderr = samCLI("embed", "-checkpoint", ck, "-image", filepath.Join(imgs, "image_0.png"), "-image", filepath.Join(testdata, "small", "image_0.png"), "-out", filepath.Join(dir, "o2"))
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "both be written")
+}
+
+func TestDevices(t *testing.T) {
+	code, stdout, stderr := samCLI("devices")
+	require.Equal(t, 0, code, stderr)
+	var out struct {
+		CPU  struct{ Cores int }
+		CUDA []any
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &out))
+	require.Positive(t, out.CPU.Cores)
+}
