@@ -250,11 +250,14 @@ type jsonConfig struct {
 	ImageFormat              *string    `json:"image_format"`
 }
 
-// ReadConfig reads a JSON config. Keys it does not list are ignored (the
-// fixtures carry an "init" recipe, for example); keys it lists but cannot
-// honour (another activation, a BGR image format) are errors. Values not in
-// the file keep the official defaults (ViT-B), and the result is meant to
-// be checked against the checkpoint's shapes by LoadModel.
+// ReadConfig reads a JSON config: this package's format (the field names of
+// Config, which are also the fixtures' config.json keys, with the demo
+// model's shorter aliases), or a Hugging Face SamConfig config.json
+// (vision_config / prompt_encoder_config / mask_decoder_config). Keys it
+// does not list are ignored (the fixtures carry an "init" recipe, for
+// example); keys it lists but cannot honour (another activation, a BGR
+// image format) are errors. Values not in the file keep the official
+// defaults (ViT-B); Load checks the result against the checkpoint's shapes.
 func ReadConfig(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -278,8 +281,112 @@ func ParseConfig(b []byte) (Config, error) {
 	return c, c.Validate()
 }
 
+// hfConfig is the part of a Hugging Face SamConfig config.json
+// (transformers' configuration_sam.py) that shapes the model.
+type hfConfig struct {
+	Vision *struct {
+		HiddenSize        *int     `json:"hidden_size"`
+		OutputChannels    *int     `json:"output_channels"`
+		NumHiddenLayers   *int     `json:"num_hidden_layers"`
+		NumAttentionHeads *int     `json:"num_attention_heads"`
+		NumChannels       *int     `json:"num_channels"`
+		ImageSize         *int     `json:"image_size"`
+		PatchSize         *int     `json:"patch_size"`
+		LayerNormEps      *float32 `json:"layer_norm_eps"`
+		QKVBias           *bool    `json:"qkv_bias"`
+		MLPRatio          *float64 `json:"mlp_ratio"`
+		MLPDim            *int     `json:"mlp_dim"`
+		UseAbsPos         *bool    `json:"use_abs_pos"`
+		UseRelPos         *bool    `json:"use_rel_pos"`
+		WindowSize        *int     `json:"window_size"`
+		GlobalAttn        *[]int   `json:"global_attn_indexes"`
+		HiddenAct         *string  `json:"hidden_act"`
+	} `json:"vision_config"`
+	Prompt *struct {
+		HiddenSize        *int `json:"hidden_size"`
+		MaskInputChannels *int `json:"mask_input_channels"`
+	} `json:"prompt_encoder_config"`
+	Decoder *struct {
+		HiddenSize          *int `json:"hidden_size"`
+		MLPDim              *int `json:"mlp_dim"`
+		NumHiddenLayers     *int `json:"num_hidden_layers"`
+		NumAttentionHeads   *int `json:"num_attention_heads"`
+		AttentionDownsample *int `json:"attention_downsample_rate"`
+		NumMultimaskOutputs *int `json:"num_multimask_outputs"`
+		IoUHeadDepth        *int `json:"iou_head_depth"`
+		IoUHeadHiddenDim    *int `json:"iou_head_hidden_dim"`
+	} `json:"mask_decoder_config"`
+}
+
+// applyHF reads a Hugging Face SamConfig. Its layer-norm eps values are
+// not taken: HF's mask decoder uses 1e-6 where the official two-way
+// transformer (and the trained weights) use nn.LayerNorm's 1e-5, and this
+// implementation follows the official model.
+func (c *Config) applyHF(h *hfConfig) error {
+	set := func(dst *int, src *int) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	if v := h.Vision; v != nil {
+		set(&c.EncoderEmbedDim, v.HiddenSize)
+		set(&c.PromptEmbedDim, v.OutputChannels)
+		set(&c.EncoderDepth, v.NumHiddenLayers)
+		set(&c.EncoderNumHeads, v.NumAttentionHeads)
+		set(&c.InChans, v.NumChannels)
+		set(&c.ImgSize, v.ImageSize)
+		set(&c.PatchSize, v.PatchSize)
+		set(&c.EncoderWindowSize, v.WindowSize)
+		ratio := 4.0
+		if v.MLPRatio != nil {
+			ratio = *v.MLPRatio
+		}
+		c.EncoderMLPDim = int(float64(c.EncoderEmbedDim) * ratio)
+		set(&c.EncoderMLPDim, v.MLPDim)
+		if v.QKVBias != nil {
+			c.EncoderQKVBias = *v.QKVBias
+		}
+		if v.UseAbsPos != nil {
+			c.EncoderUseAbsPos = *v.UseAbsPos
+		}
+		if v.UseRelPos != nil {
+			c.EncoderUseRelPos = *v.UseRelPos
+		}
+		if v.GlobalAttn != nil {
+			c.EncoderGlobalAttnIndexes = slices.Clone(*v.GlobalAttn)
+		}
+		if v.HiddenAct != nil && *v.HiddenAct != "gelu" {
+			return fmt.Errorf("%w: vision_config.hidden_act %q is not supported (SAM uses exact gelu)", ErrConfig, *v.HiddenAct)
+		}
+	}
+	if p := h.Prompt; p != nil {
+		set(&c.PromptEmbedDim, p.HiddenSize)
+		set(&c.MaskInChans, p.MaskInputChannels)
+	}
+	if d := h.Decoder; d != nil {
+		if d.HiddenSize != nil && *d.HiddenSize != c.PromptEmbedDim {
+			return fmt.Errorf("%w: mask_decoder_config.hidden_size %d differs from the prompt dim %d", ErrConfig, *d.HiddenSize, c.PromptEmbedDim)
+		}
+		set(&c.DecoderMLPDim, d.MLPDim)
+		set(&c.DecoderDepth, d.NumHiddenLayers)
+		set(&c.DecoderNumHeads, d.NumAttentionHeads)
+		set(&c.DecoderAttentionDownsampleRate, d.AttentionDownsample)
+		set(&c.NumMultimaskOutputs, d.NumMultimaskOutputs)
+		set(&c.IoUHeadDepth, d.IoUHeadDepth)
+		set(&c.IoUHeadHiddenDim, d.IoUHeadHiddenDim)
+	}
+	return nil
+}
+
 // applyJSON overwrites the fields the JSON names.
 func (c *Config) applyJSON(b []byte) error {
+	var h hfConfig
+	if err := json.Unmarshal(b, &h); err == nil && (h.Vision != nil || h.Decoder != nil || h.Prompt != nil) {
+		if c.Name == "" {
+			c.Name = "huggingface"
+		}
+		return c.applyHF(&h)
+	}
 	var j jsonConfig
 	if err := json.Unmarshal(b, &j); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)

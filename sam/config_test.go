@@ -74,3 +74,22 @@ func TestParseConfigRejects(t *testing.T) {
 		require.ErrorIs(t, err, ErrConfig, name)
 	}
 }
+
+func TestParseHuggingFaceConfig(t *testing.T) {
+	// The shape of facebook/sam-vit-huge's config.json (abridged).
+	js := `{"architectures": ["SamModel"], "model_type": "sam",
+	  "vision_config": {"hidden_size": 1280, "num_hidden_layers": 32, "num_attention_heads": 16,
+	    "global_attn_indexes": [7, 15, 23, 31], "output_channels": 256, "image_size": 1024, "patch_size": 16,
+	    "window_size": 14, "mlp_ratio": 4.0, "hidden_act": "gelu", "layer_norm_eps": 1e-06, "qkv_bias": true},
+	  "prompt_encoder_config": {"hidden_size": 256, "mask_input_channels": 16, "layer_norm_eps": 1e-06},
+	  "mask_decoder_config": {"hidden_size": 256, "mlp_dim": 2048, "num_hidden_layers": 2, "num_attention_heads": 8,
+	    "attention_downsample_rate": 2, "num_multimask_outputs": 3, "iou_head_depth": 3, "iou_head_hidden_dim": 256,
+	    "layer_norm_eps": 1e-06}}`
+	c, err := ParseConfig([]byte(js))
+	require.NoError(t, err)
+	want := VitH
+	want.Name = "huggingface"
+	require.Equal(t, want, c, "the official ViT-H, eps values included")
+	_, err = ParseConfig([]byte(`{"vision_config": {"hidden_act": "relu"}}`))
+	require.ErrorIs(t, err, ErrConfig)
+}
