@@ -281,6 +281,15 @@ func ParseConfig(b []byte) (Config, error) {
 	return c, c.Validate()
 }
 
+// setFrom sets *dst to the last non-nil source.
+func setFrom[T any](dst *T, srcs ...*T) {
+	for _, s := range srcs {
+		if s != nil {
+			*dst = *s
+		}
+	}
+}
+
 // hfConfig is the part of a Hugging Face SamConfig config.json
 // (transformers' configuration_sam.py) that shapes the model.
 type hfConfig struct {
@@ -323,11 +332,7 @@ type hfConfig struct {
 // transformer (and the trained weights) use nn.LayerNorm's 1e-5, and this
 // implementation follows the official model.
 func (c *Config) applyHF(h *hfConfig) error {
-	set := func(dst *int, src *int) {
-		if src != nil {
-			*dst = *src
-		}
-	}
+	set := setFrom[int]
 	if v := h.Vision; v != nil {
 		set(&c.EncoderEmbedDim, v.HiddenSize)
 		set(&c.PromptEmbedDim, v.OutputChannels)
@@ -343,15 +348,9 @@ func (c *Config) applyHF(h *hfConfig) error {
 		}
 		c.EncoderMLPDim = int(float64(c.EncoderEmbedDim) * ratio)
 		set(&c.EncoderMLPDim, v.MLPDim)
-		if v.QKVBias != nil {
-			c.EncoderQKVBias = *v.QKVBias
-		}
-		if v.UseAbsPos != nil {
-			c.EncoderUseAbsPos = *v.UseAbsPos
-		}
-		if v.UseRelPos != nil {
-			c.EncoderUseRelPos = *v.UseRelPos
-		}
+		setFrom(&c.EncoderQKVBias, v.QKVBias)
+		setFrom(&c.EncoderUseAbsPos, v.UseAbsPos)
+		setFrom(&c.EncoderUseRelPos, v.UseRelPos)
 		if v.GlobalAttn != nil {
 			c.EncoderGlobalAttnIndexes = slices.Clone(*v.GlobalAttn)
 		}
@@ -394,25 +393,7 @@ func (c *Config) applyJSON(b []byte) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
 	}
-	setI := func(dst *int, srcs ...*int) {
-		for _, s := range srcs {
-			if s != nil {
-				*dst = *s
-			}
-		}
-	}
-	setF := func(dst *float32, srcs ...*float32) {
-		for _, s := range srcs {
-			if s != nil {
-				*dst = *s
-			}
-		}
-	}
-	setB := func(dst *bool, s *bool) {
-		if s != nil {
-			*dst = *s
-		}
-	}
+	setI, setF, setB := setFrom[int], setFrom[float32], setFrom[bool]
 	if j.Name != nil {
 		c.Name = *j.Name
 	}
