@@ -1,0 +1,272 @@
+package amg
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/samgo/samgo/sam"
+	"github.com/samgo/samgo/sam/imgproc"
+	"github.com/samgo/samgo/sam/nn/cpu"
+)
+
+const testdata = "../../tests/testdata"
+
+func TestDefaultOptions(t *testing.T) {
+	o := DefaultOptions()
+	// SamAutomaticMaskGenerator.__init__'s defaults.
+	require.Equal(t, 32, o.PointsPerSide)
+	require.Nil(t, o.PointGrids)
+	require.Equal(t, 64, o.PointsPerBatch)
+	require.Equal(t, 0.88, o.PredIoUThresh)
+	require.Equal(t, 0.95, o.StabilityScoreThresh)
+	require.Equal(t, 1.0, o.StabilityScoreOffset)
+	require.Equal(t, 0.7, o.BoxNMSThresh)
+	require.Equal(t, 0, o.CropNLayers)
+	require.Equal(t, 0.7, o.CropNMSThresh)
+	require.Equal(t, 512.0/1500, o.CropOverlapRatio)
+	require.Equal(t, 1, o.CropNPointsDownscaleFactor)
+	require.Equal(t, 0, o.MinMaskRegionArea)
+	require.Equal(t, BinaryMask, o.OutputMode)
+	_, err := o.grids()
+	require.NoError(t, err)
+}
+
+func TestOptionsValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Options)
+	}{
+		{"neither grid", func(o *Options) { o.PointsPerSide = 0 }},
+		{"both grids", func(o *Options) { o.PointGrids = [][][2]float64{{{0.5, 0.5}}} }},
+		{"batch", func(o *Options) { o.PointsPerBatch = 0 }},
+		{"layers", func(o *Options) { o.CropNLayers = -1 }},
+		{"output mode", func(o *Options) { o.OutputMode = "png" }},
+		{"NaN threshold", func(o *Options) { o.PredIoUThresh = math.NaN() }},
+		{"too few grids", func(o *Options) {
+			o.PointsPerSide, o.CropNLayers, o.PointGrids = 0, 1, [][][2]float64{{{0.5, 0.5}}}
+		}},
+		{"point outside", func(o *Options) { o.PointsPerSide, o.PointGrids = 0, [][][2]float64{{{1.5, 0.5}}} }},
+		{"zero points in a layer", func(o *Options) { o.PointsPerSide, o.CropNLayers, o.CropNPointsDownscaleFactor = 2, 2, 2 }},
+		{"min area", func(o *Options) { o.MinMaskRegionArea = -1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			tc.edit(&o)
+			_, err := o.grids()
+			require.ErrorIs(t, err, ErrOptions)
+		})
+	}
+}
+
+// toMask: stability = count(logits > thr+offset) / count(logits > thr−offset)
+// in float32, ≥ the threshold; box of logits > thr; crop-edge filter; RLE in
+// the image frame.
+func TestToMask(t *testing.T) {
+	th := maskThresholds{mask: 0, hi: 1, lo: -1, stab: 0.5}
+	// A 4×3 crop at (2, 1) of a 10×10 image (far from the crop's and
+	// the image's edges doesn't matter: the filter uses 20 px).
+	crop := [4]int{2, 1, 6, 4}
+	logits := []float32{
+		-2, -0.5, 0.5, -2,
+		-2, 2, 3, -2,
+		-2, -2, -2, -2,
+	}
+	d, ok := th.toMask(logits, crop, 10, 10)
+	require.True(t, ok)
+	// > 1: 2 values; > −1: 4 values (−0.5 counts, 1 is not > 1).
+	require.Equal(t, float32(2)/float32(4), d.stab)
+	// logits > 0 at (2,0), (1,1), (2,1) → crop box [1,0,2,1] → image [3,1,4,2].
+	require.Equal(t, [4]int{3, 1, 4, 2}, d.box)
+	m, err := d.rle.Decode()
+	require.NoError(t, err)
+	want := make([]bool, 100)
+	want[1*10+4], want[2*10+3], want[2*10+4] = true, true, true
+	require.Equal(t, want, m)
+
+	// Stability below the threshold.
+	th.stab = 0.51
+	_, ok = th.toMask(logits, crop, 10, 10)
+	require.False(t, ok)
+	// 0/0 = NaN fails even a tiny threshold, and passes when the filter is off.
+	low := []float32{-5, -5, -5, -5}
+	th.stab = 1e-9
+	_, ok = th.toMask(low, [4]int{0, 0, 2, 2}, 2, 2)
+	require.False(t, ok)
+	th.stabSkip = true
+	d, ok = th.toMask(low, [4]int{0, 0, 2, 2}, 2, 2)
+	require.True(t, ok)
+	require.True(t, math.IsNaN(float64(d.stab)))
+	require.Equal(t, [4]int{}, d.box) // an empty mask's box is [0,0,0,0]
+	require.Equal(t, []uint32{4}, d.rle.Counts)
+}
+
+func TestNearCropEdge(t *testing.T) {
+	img := [4]int{0, 0, 200, 100}
+	crop := [4]int{60, 0, 200, 70}
+	// x0 = 75 is within 20 of the crop's x0 = 60 but not of the image's 0.
+	require.True(t, nearCropEdge([4]int{75, 30, 120, 40}, crop, img))
+	// 81 is 21 away: fine; y0 = 5 is near both the crop's and the image's 0.
+	require.False(t, nearCropEdge([4]int{81, 5, 120, 40}, crop, img))
+	// y1 = 50 within 20 of the crop's 70, not of the image's 100.
+	require.True(t, nearCropEdge([4]int{81, 5, 120, 50}, crop, img))
+	// The whole image as the crop: nothing is near "only the crop".
+	require.False(t, nearCropEdge([4]int{0, 0, 199, 99}, img, img))
+}
+
+func TestRecordJSON(t *testing.T) {
+	r := EncodeRLE([]bool{true, false, false, true}, 2, 2)
+	rec := Record{
+		Segmentation:   r.COCO(),
+		RLE:            r,
+		Area:           2,
+		BBox:           [4]int{0, 0, 1, 1},
+		PredictedIoU:   0.8200249,
+		PointCoords:    [][2]float64{{148.5, 10}},
+		StabilityScore: 0.85882354,
+		CropBox:        [4]int{61, 0, 100, 80},
+	}
+	b, err := json.Marshal(rec)
+	require.NoError(t, err)
+	// Official key order; float32 scores as their float64 value (Python's
+	// json of tensor.item()); integral floats with ".0".
+	require.Equal(t, `{"segmentation":{"size":[2,2],"counts":"0120"},"area":2,"bbox":[0,0,1,1],`+
+		`"predicted_iou":0.8200249075889587,"point_coords":[[148.5,10.0]],"stability_score":0.8588235378265381,"crop_box":[61,0,100,80]}`, string(b))
+
+	// '<' stays as it is (no \u003c) in a COCO string.
+	rec.Segmentation = COCORLE{Size: [2]int{1, 12}, Counts: "<"}
+	var sb strings.Builder
+	enc := json.NewEncoder(&sb)
+	enc.SetEscapeHTML(false)
+	require.NoError(t, enc.Encode(rec))
+	require.Contains(t, sb.String(), `"counts":"<"`)
+
+	rec.Segmentation = sam.Mask{W: 2, H: 2, Pix: []bool{true, false, false, true}}
+	b, err = json.Marshal(rec)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"segmentation":[[true,false],[false,true]]`)
+}
+
+func loadTiny(t testing.TB) (*sam.Model, *imgproc.RGB) {
+	t.Helper()
+	cfg, err := sam.ReadConfig(testdata + "/tiny/config.json")
+	require.NoError(t, err)
+	m, err := sam.Load(testdata+"/tiny/model.safetensors", cpu.New(), sam.LoadOptions{Config: &cfg})
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	img, err := imgproc.Load(testdata + "/tiny/image_0.png")
+	require.NoError(t, err)
+	return m, img
+}
+
+// tinyOptions are the tiny fixture's run-0 options (tests/amg_test.go
+// checks them against the official records).
+func tinyOptions() Options {
+	o := DefaultOptions()
+	o.PointsPerSide, o.PointsPerBatch = 8, 16
+	o.PredIoUThresh, o.StabilityScoreThresh = 0.721, 0.855
+	o.CropNLayers, o.CropNPointsDownscaleFactor = 1, 2
+	return o
+}
+
+// The output modes carry the same mask; chunking the upscaling (down to
+// one mask at a time) changes nothing; progress reaches every batch.
+func TestGenerateModesAndChunks(t *testing.T) {
+	m, img := loadTiny(t)
+	ctx := context.Background()
+	var ref []Record
+	for _, tc := range []struct {
+		mode  OutputMode
+		chunk int
+	}{{UncompressedRLE, 0}, {CocoRLE, 1}, {BinaryMask, 3 * 161 * 119 * 4}} {
+		o := tinyOptions()
+		o.OutputMode, o.MaxLogitBytes = tc.mode, tc.chunk
+		var last Progress
+		calls := 0
+		o.Progress = func(p Progress) { last = p; calls++ }
+		g, err := New(m, o)
+		require.NoError(t, err)
+		recs, err := g.Generate(ctx, img)
+		require.NoError(t, err)
+		require.NotEmpty(t, recs)
+		// 64 points in 4 batches of 16 on the image, 16 in one batch per crop.
+		require.Equal(t, 8, calls)
+		require.Equal(t, Progress{Crop: 4, Crops: 5, Batch: 8, Batches: 8, Masks: last.Masks, Elapsed: last.Elapsed, CurrentCropSize: [2]int{100, 79}}, last)
+		for i, r := range recs {
+			switch s := r.Segmentation.(type) {
+			case RLE:
+				require.Equal(t, r.RLE, s)
+			case COCORLE:
+				back, err := s.RLE()
+				require.NoError(t, err)
+				require.Equal(t, r.RLE, back)
+			case sam.Mask:
+				mk, err := r.Mask()
+				require.NoError(t, err)
+				require.Equal(t, mk, s)
+			default:
+				t.Fatalf("segmentation %T", s)
+			}
+			require.Equal(t, r.RLE.Area(), r.Area)
+			if ref != nil {
+				r.Segmentation = nil
+				ref[i].Segmentation = nil
+				require.Equal(t, ref[i], r)
+			}
+		}
+		if ref == nil {
+			ref = recs
+		} else {
+			require.Len(t, recs, len(ref))
+		}
+	}
+}
+
+func TestGenerateExplicitGridAndErrors(t *testing.T) {
+	m, img := loadTiny(t)
+	ctx := context.Background()
+
+	// point_grids = [build_point_grid(8), build_point_grid(4)] is what
+	// points_per_side 8 with downscale 2 builds.
+	o := tinyOptions()
+	ref, err := New(m, o)
+	require.NoError(t, err)
+	want, err := ref.Generate(ctx, img)
+	require.NoError(t, err)
+	o.PointsPerSide, o.PointGrids = 0, [][][2]float64{BuildPointGrid(8), BuildPointGrid(4)}
+	g, err := New(m, o)
+	require.NoError(t, err)
+	got, err := g.Generate(ctx, img)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	// Cancellation.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = g.Generate(cctx, img)
+	require.ErrorIs(t, err, context.Canceled)
+
+	// Nothing survives with crops: the official generator raises
+	// IndexError; we return no records.
+	o = tinyOptions()
+	o.PredIoUThresh = 100
+	g, err = New(m, o)
+	require.NoError(t, err)
+	recs, err := g.Generate(ctx, img)
+	require.NoError(t, err)
+	require.Empty(t, recs)
+
+	// An image too small for the crop layers.
+	o = tinyOptions()
+	o.CropNLayers, o.CropNPointsDownscaleFactor = 3, 1
+	g, err = New(m, o)
+	require.NoError(t, err)
+	_, err = g.Generate(ctx, &imgproc.RGB{W: 5, H: 7, Pix: make([]uint8, 5*7*3)})
+	require.ErrorIs(t, err, ErrOptions)
+	_, err = g.Generate(ctx, &imgproc.RGB{})
+	require.Error(t, err)
+}
