@@ -347,11 +347,14 @@ samk_status samk_gemm(void *lt_handle, void *workspace, size_t workspace_bytes, 
     s = cublasLtMatmul(h, desc.d, &alpha, p->b, la.l, p->a, lb.l, &beta, p->c, lc.l, p->c, lc.l, &algo, workspace,
                        workspace_bytes, st);
     if (s != CUBLAS_STATUS_SUCCESS) return samk::fail_cublas(op, "cublasLtMatmul", s);
+    /* cuBLASLt reports its failures through its status. A benign runtime
+     * error it may leave behind internally must not be blamed on our own
+     * epilogue launch below (sticky errors survive this and are reported). */
+    (void)cudaGetLastError();
 
     const void *bias_left = bias_fused ? nullptr : p->bias;
-    if (bias_left != nullptr || p->act != SAMK_ACT_NONE) {
-        samk::launch_bias_act(t, p->c, bias_left, p->batch, m, n, p->ldc, p->batch > 1 ? p->stride_c : 0, p->act, st);
-    }
+    if (bias_left == nullptr && p->act == SAMK_ACT_NONE) return SAMK_OK;
+    samk::launch_bias_act(t, p->c, bias_left, p->batch, m, n, p->ldc, p->batch > 1 ? p->stride_c : 0, p->act, st);
     return samk::check_launch(op);
 }
 
