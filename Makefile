@@ -49,5 +49,44 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./sam/checkpoint/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./sam/imgproc/
 
+# CUDA build (make cuda) and the CUDA-tagged tests (make test-gpu; with
+# SANITIZE=1 the test binaries of sam/nn/gpu and tests/ run under
+# compute-sanitizer's memcheck, each tensor in its own cudaMalloc).
+# The cgo lines of cuda/ and bindings/ look in /usr/local/cuda and the
+# system paths; another toolkit is found through CUDA_HOME: its lib64 on
+# the linker path and its include/ on CPATH (searched after the packages'
+# own -I, so go-nvml keeps its bundled nvml.h). go-nvml's deprecation
+# warnings are silenced. TestRuntimeErrorsExitOne (cmd/sam) expects the
+# CPU build's "built without CUDA support" message and is skipped here.
+CUDA_HOME ?= /usr/local/cuda
+ifneq ($(CUDA_HOME),/usr/local/cuda)
+CUDA_CPATH := CPATH="$(CUDA_HOME)/include$${CPATH:+:$$CPATH}"
+endif
+CUDA_GO   := CGO_LDFLAGS="$(CGO_LDFLAGS) -L$(CUDA_HOME)/lib64" $(CUDA_CPATH) \
+	CGO_CFLAGS="$${CGO_CFLAGS:--O2 -g} -Wno-deprecated-declarations" $(GO)
+CUDA_SKIP := ^TestRuntimeErrorsExitOne$$
+SANITIZE  ?=
+# CUDA_ARCHS, e.g. 90-real, overrides CMakeLists.txt's architectures
+# (CI compiles one to check the build quickly).
+CUDA_ARCHS ?=
+
+cuda:
+	cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release $(if $(CUDA_ARCHS),-DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHS))
+	cmake --build build
+	$(CUDA_GO) build -tags cuda -o $(BIN) ./cmd/sam
+
+test-gpu: cuda
+ifeq ($(SANITIZE),1)
+	$(CUDA_GO) test -c -tags cuda -o build/gpu.test ./sam/nn/gpu
+	$(CUDA_GO) test -c -tags cuda -o build/tests.test ./tests
+	cd sam/nn/gpu && SAMGO_CUDA_POOL=exact compute-sanitizer --tool memcheck --error-exitcode 1 \
+		../../../build/gpu.test -test.short -test.count=1 -test.timeout 30m
+	cd tests && SAMGO_CUDA_POOL=exact compute-sanitizer --tool memcheck --error-exitcode 1 \
+		../build/tests.test -test.run 'GPU' -test.short -test.count=1 -test.timeout 30m
+else
+	$(CUDA_GO) vet -tags cuda ./...
+	$(CUDA_GO) test -tags cuda -count=1 -timeout 30m -skip '$(CUDA_SKIP)' ./...
+endif
+
 clean:
 	rm -rf bin build $(OUT)

@@ -2,7 +2,12 @@ module github.com/samgo/samgo
 
 go 1.26
 
-require github.com/stretchr/testify v1.11.1
+require (
+	github.com/NVIDIA/go-nvml v0.13.4-1
+	github.com/stretchr/testify v1.12.1
+)
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect
 
 require (
 	codeberg.org/sbinet/npyio v0.14.0 // indirect

@@ -1,0 +1,187 @@
+//go:build cuda
+
+package gpu
+
+import (
+	"errors"
+	"math"
+	"unsafe"
+
+	"github.com/samgo/samgo/bindings"
+	"github.com/samgo/samgo/sam/nn"
+)
+
+// attnDims are the head dims samk_attention must support
+// (kernels/samkernels.h); a head dim it rejects is zero-padded to the next
+// of these.
+var attnDims = []int{16, 32, 64, 80, 128}
+
+// Attention: q (B, Nq, heads·d), k (B, Nk, heads·d), v (B, Nk, heads·dv) →
+// (B, Nq, heads·dv), per head softmax(q·kᵀ/√d + bias)·v with the decomposed
+// relative-position bias when rel != nil: one fused samk_attention.
+func (b *Backend) Attention(q, k, v nn.Tensor, heads int, rel *nn.RelPos) nn.Tensor {
+	const op = "Attention"
+	c := b.begin(op)
+	defer c.end()
+	qt, kt, vt := c.input("q", q), c.input("k", k), c.input("v", v)
+	c.checkRank("q", qt, 3)
+	c.checkRank("k", kt, 3)
+	c.checkRank("v", vt, 3)
+	if heads < 1 {
+		nn.Fail(op, nn.ErrShape, "heads = %d", heads)
+	}
+	B, Nq, Cq := qt.shape[0], qt.shape[1], qt.shape[2]
+	Nk, Cv := kt.shape[1], vt.shape[2]
+	if kt.shape[0] != B || vt.shape[0] != B || kt.shape[2] != Cq || vt.shape[1] != Nk {
+		nn.Fail(op, nn.ErrShape, "q %s, k %s, v %s: want q (B, Nq, C), k (B, Nk, C), v (B, Nk, Cv)",
+			shapeString(qt.shape), shapeString(kt.shape), shapeString(vt.shape))
+	}
+	if Cq%heads != 0 || Cv%heads != 0 || Cq == 0 || Cv == 0 {
+		nn.Fail(op, nn.ErrShape, "q channels %d and v channels %d must be positive multiples of heads = %d", Cq, Cv, heads)
+	}
+	d, dv := Cq/heads, Cv/heads
+	relH, relW := c.checkRel(rel, Nq, Nk, d)
+	out := c.out(B, Nq, Cv)
+	c.attention(attnArgs{
+		B: B, Nq: Nq, Nk: Nk, heads: heads, d: d, dv: dv,
+		q: qt.ptr(), k: kt.ptr(), v: vt.ptr(), qRow: Cq, kRow: Cq, vRow: Cv,
+		relH: relH, relW: relW, rel: rel, out: out.ptr(),
+	})
+	return out
+}
+
+// AttentionQKV is Attention on a packed projection qkv (B, N, 3·heads·d)
+// with channels [q | k | v], read in place through the kernel's strides.
+func (b *Backend) AttentionQKV(qkv nn.Tensor, heads int, rel *nn.RelPos) nn.Tensor {
+	const op = "AttentionQKV"
+	c := b.begin(op)
+	defer c.end()
+	x := c.input("qkv", qkv)
+	c.checkRank("qkv", x, 3)
+	if heads < 1 {
+		nn.Fail(op, nn.ErrShape, "heads = %d", heads)
+	}
+	B, N, C3 := x.shape[0], x.shape[1], x.shape[2]
+	if C3%(3*heads) != 0 || C3 == 0 {
+		nn.Fail(op, nn.ErrShape, "qkv %s: channels must be a positive multiple of 3·heads = %d", shapeString(x.shape), 3*heads)
+	}
+	C := C3 / 3
+	d := C / heads
+	relH, relW := c.checkRel(rel, N, N, d)
+	out := c.out(B, N, C)
+	c.attention(attnArgs{
+		B: B, Nq: N, Nk: N, heads: heads, d: d, dv: d,
+		q: x.ptr(), k: x.at(int64(C)), v: x.at(int64(2 * C)), qRow: C3, kRow: C3, vRow: C3,
+		relH: relH, relW: relW, rel: rel, out: out.ptr(),
+	})
+	return out
+}
+
+// checkRel validates rel against Nq = Nk = QH·QW and head dim d and
+// returns its tables (nil, nil without rel).
+func (c *call) checkRel(rel *nn.RelPos, Nq, Nk, d int) (h, w *Tensor) {
+	if rel == nil {
+		return nil, nil
+	}
+	h, w = c.input("rel.H", rel.H), c.input("rel.W", rel.W)
+	if rel.QH < 1 || rel.QW < 1 || Nq != rel.QH*rel.QW || Nk != Nq {
+		nn.Fail(c.op, nn.ErrShape, "rel-pos grid %dx%d needs Nq = Nk = %d, have Nq %d, Nk %d", rel.QH, rel.QW, rel.QH*rel.QW, Nq, Nk)
+	}
+	c.checkShape("rel.H", h, 2*rel.QH-1, d)
+	c.checkShape("rel.W", w, 2*rel.QW-1, d)
+	return h, w
+}
+
+// attnArgs locate q, k, v (token t of batch b at ptr + (b·N + t)·row),
+// the rel-pos tables and the dense output (B, Nq, heads·dv).
+type attnArgs struct {
+	B, Nq, Nk, heads, d, dv int
+	q, k, v                 unsafe.Pointer
+	qRow, kRow, vRow        int
+	relH, relW              *Tensor
+	rel                     *nn.RelPos
+	out                     unsafe.Pointer
+}
+
+func (c *call) attention(a attnArgs) {
+	if a.B == 0 || a.Nq == 0 {
+		return
+	}
+	es := c.b.dtype.Size()
+	if a.Nk == 0 { // torch: softmax over no keys is empty, and empty·v is 0
+		c.memset(a.out, int64(a.B*a.Nq*a.heads*a.dv)*es)
+		return
+	}
+	scale := float32(1 / math.Sqrt(float64(a.d)))
+	p := bindings.AttentionParams{
+		DType: c.b.dtype, Batch: a.B, Heads: a.heads, NQ: a.Nq, NK: a.Nk,
+		HeadDim: a.d, HeadDimV: a.dv,
+		Q: a.q, QBatchStride: int64(a.Nq * a.qRow), QRowStride: int64(a.qRow),
+		K: a.k, KBatchStride: int64(a.Nk * a.kRow), KRowStride: int64(a.kRow),
+		V: a.v, VBatchStride: int64(a.Nk * a.vRow), VRowStride: int64(a.vRow),
+		Out: a.out, OutBatchStride: int64(a.Nq * a.heads * a.dv), OutRowStride: int64(a.heads * a.dv),
+		Scale: scale,
+	}
+	if a.rel != nil {
+		p.RelH, p.RelW, p.QH, p.QW = a.relH.ptr(), a.relW.ptr(), a.rel.QH, a.rel.QW
+	}
+	err := bindings.Attention(&p, c.s)
+	if errors.Is(err, bindings.ErrUnsupported) {
+		if dp := paddedHeadDim(max(a.d, a.dv)); dp > 0 {
+			c.attentionPadded(a, p, dp)
+			return
+		}
+	}
+	c.check(err)
+}
+
+// paddedHeadDim returns the smallest supported head dim ≥ d (0 if none).
+func paddedHeadDim(d int) int {
+	for _, s := range attnDims {
+		if s >= d {
+			return s
+		}
+	}
+	return 0
+}
+
+// attentionPadded runs the attention with every head zero-padded to dp
+// channels (the decoder's small heads: 4 or 8 channels in the test
+// models). Zero channels add nothing to q·k or to the rel-pos terms, and
+// the padded output channels are zero and dropped; the scale stays
+// 1/√d of the real head dim. q, k, v and the tables are gathered into
+// padded scratch with one strided copy per head.
+func (c *call) attentionPadded(a attnArgs, p bindings.AttentionParams, dp int) {
+	es := c.b.dtype.Size()
+	pad := func(src unsafe.Pointer, row, rows, d int) unsafe.Pointer {
+		dst := c.scratchBytes(int64(rows*a.heads*dp) * es)
+		c.memset(dst, int64(rows*a.heads*dp)*es)
+		for h := range a.heads {
+			c.copy2D(unsafe.Add(dst, int64(h*dp)*es), int64(a.heads*dp)*es,
+				unsafe.Add(src, int64(h*d)*es), int64(row)*es, int64(d)*es, int64(rows))
+		}
+		return dst
+	}
+	padTable := func(t *Tensor) unsafe.Pointer {
+		rows := t.shape[0]
+		dst := c.scratchBytes(int64(rows*dp) * es)
+		c.memset(dst, int64(rows*dp)*es)
+		c.copy2D(dst, int64(dp)*es, t.ptr(), int64(a.d)*es, int64(a.d)*es, int64(rows))
+		return dst
+	}
+	row := a.heads * dp
+	p.HeadDim, p.HeadDimV = dp, dp
+	p.Q, p.QBatchStride, p.QRowStride = pad(a.q, a.qRow, a.B*a.Nq, a.d), int64(a.Nq*row), int64(row)
+	p.K, p.KBatchStride, p.KRowStride = pad(a.k, a.kRow, a.B*a.Nk, a.d), int64(a.Nk*row), int64(row)
+	p.V, p.VBatchStride, p.VRowStride = pad(a.v, a.vRow, a.B*a.Nk, a.dv), int64(a.Nk*row), int64(row)
+	out := c.scratchBytes(int64(a.B*a.Nq*row) * es)
+	p.Out, p.OutBatchStride, p.OutRowStride = out, int64(a.Nq*row), int64(row)
+	if a.rel != nil {
+		p.RelH, p.RelW = padTable(a.relH), padTable(a.relW)
+	}
+	c.check(bindings.Attention(&p, c.s))
+	for h := range a.heads { // (B·Nq, heads, dp) → (B·Nq, heads, dv)
+		c.copy2D(unsafe.Add(a.out, int64(h*a.dv)*es), int64(a.heads*a.dv)*es,
+			unsafe.Add(out, int64(h*dp)*es), int64(row)*es, int64(a.dv)*es, int64(a.B*a.Nq))
+	}
+}

@@ -1,0 +1,119 @@
+//go:build cuda
+
+package gpu
+
+import (
+	"github.com/samgo/samgo/bindings"
+	"github.com/samgo/samgo/sam/nn"
+)
+
+// MaskDownsample: masks (B, H, W) → (B, H/4, W/4, C), the prompt encoder's
+// mask_downscaling stack
+//
+//	conv 2×2/2 → LayerNorm2d → GELU → conv 2×2/2 → LayerNorm2d → GELU → conv 1×1
+//
+// fused in samk_mask_downsample when H and W are multiples of 4 (SAM's
+// 4g×4g mask inputs always are); other sizes run the same stack as
+// separate ops (im2col + GEMM, layernorm, GELU), which floors H/2 and H/4
+// as the convolutions do.
+func (b *Backend) MaskDownsample(masks nn.Tensor, p *nn.MaskDownsampler) nn.Tensor {
+	const op = "MaskDownsample"
+	c := b.begin(op)
+	defer c.end()
+	m := c.input("masks", masks)
+	c.checkRank("masks", m, 3)
+	if p == nil {
+		nn.Fail(op, ErrTensor, "no weights")
+	}
+	B, H, W := m.shape[0], m.shape[1], m.shape[2]
+	if H < 4 || W < 4 {
+		nn.Fail(op, nn.ErrShape, "masks %s: want H, W ≥ 4", shapeString(m.shape))
+	}
+	c1w := c.input("Conv1W", p.Conv1W)
+	c.checkRank("Conv1W", c1w, 4)
+	c1 := c1w.shape[0]
+	c.checkShape("Conv1W", c1w, c1, 1, 2, 2)
+	c2w := c.input("Conv2W", p.Conv2W)
+	c.checkRank("Conv2W", c2w, 4)
+	c2 := c2w.shape[0]
+	c.checkShape("Conv2W", c2w, c2, c1, 2, 2)
+	c3w := c.input("Conv3W", p.Conv3W)
+	c.checkRank("Conv3W", c3w, 4)
+	C := c3w.shape[0]
+	c.checkShape("Conv3W", c3w, C, c2, 1, 1)
+	vec := func(name string, t nn.Tensor, n int) *Tensor {
+		x := c.input(name, t)
+		c.checkShape(name, x, n)
+		return x
+	}
+	c1b, ln1w, ln1b := vec("Conv1B", p.Conv1B, c1), vec("LN1W", p.LN1W, c1), vec("LN1B", p.LN1B, c1)
+	c2b, ln2w, ln2b := vec("Conv2B", p.Conv2B, c2), vec("LN2W", p.LN2W, c2), vec("LN2B", p.LN2B, c2)
+	c3b := vec("Conv3B", p.Conv3B, C)
+
+	if H%4 != 0 || W%4 != 0 || B == 0 {
+		return c.maskDownsampleUnfused(m, c1w, c1b, ln1w, ln1b, c2w, c2b, ln2w, ln2b, c3w, c3b, p.Eps)
+	}
+	out := c.out(B, H/4, W/4, C)
+	kp := bindings.MaskDownsampleParams{
+		DType: b.dtype, Mask: m.ptr(), Out: out.ptr(),
+		Batch: B, H: H, W: W, C1: c1, C2: c2, C: C,
+		Conv1W: c1w.ptr(), Conv1B: c1b.ptr(), LN1W: ln1w.ptr(), LN1B: ln1b.ptr(),
+		Conv2W: c2w.ptr(), Conv2B: c2b.ptr(), LN2W: ln2w.ptr(), LN2B: ln2b.ptr(),
+		Conv3W: c3w.ptr(), Conv3B: c3b.ptr(), Eps: p.Eps,
+	}
+	wsBytes, err := bindings.MaskDownsampleWorkspaceBytes(&kp)
+	c.check(err)
+	ws := c.scratchBytes(wsBytes)
+	c.check(bindings.MaskDownsample(&kp, ws, wsBytes, c.s))
+	return out
+}
+
+// maskDownsampleUnfused is the stack as separate ops (sizes the fused
+// kernel does not take).
+func (c *call) maskDownsampleUnfused(m, c1w, c1b, ln1w, ln1b, c2w, c2b, ln2w, ln2b, c3w, c3b *Tensor, eps float32) *Tensor {
+	B, H, W := m.shape[0], m.shape[1], m.shape[2]
+	x := &Tensor{shape: []int{B, H, W, 1}, dtype: m.dtype, dev: m.dev, buf: m.buf} // (B, H, W, 1), a view
+	h1 := c.conv2d(x, c1w, c1b, 2, 0)                                              // (B, H/2, W/2, c1)
+	c.layerNorm(h1, nil, nil, h1, ln1w, ln1b, eps)
+	c.actInPlace(h1, bindings.ActGELU)
+	h2 := c.conv2d(h1, c2w, c2b, 2, 0) // (B, H/4, W/4, c2)
+	c.layerNorm(h2, nil, nil, h2, ln2w, ln2b, eps)
+	c.actInPlace(h2, bindings.ActGELU)
+	out := c.conv2d(h2, c3w, c3b, 1, 0) // (B, H/4, W/4, C)
+	// h1 and h2 are intermediates, not results: hand them back now (the
+	// stream orders their reuse after the convolutions that read them).
+	c.outs = c.outs[:len(c.outs)-3]
+	c.outs = append(c.outs, out)
+	c.b.releaseTensor(h1)
+	c.b.releaseTensor(h2)
+	return out
+}
+
+// UpscaleMasks: logits (B, M, h, w) → (B, M, OutH, OutW) float32 (in both
+// precisions), SAM's postprocess_masks: bilinear to Pad×Pad, crop to
+// InH×InW, bilinear to OutH×OutW, fused in samk_upscale_masks.
+func (b *Backend) UpscaleMasks(logits nn.Tensor, p nn.MaskUpscale) nn.Tensor {
+	const op = "UpscaleMasks"
+	c := b.begin(op)
+	defer c.end()
+	x := c.tensor("logits", logits) // the kernel reads either precision
+	c.checkRank("logits", x, 4)
+	B, M, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	if h < 1 || w < 1 || p.InH < 1 || p.InW < 1 || p.InH > p.Pad || p.InW > p.Pad || p.OutH < 1 || p.OutW < 1 {
+		nn.Fail(op, nn.ErrShape, "logits %s with %+v: want h, w ≥ 1, 1 ≤ InH, InW ≤ Pad, OutH, OutW ≥ 1", shapeString(x.shape), p)
+	}
+	out := c.newTensor(bindings.F32, B, M, p.OutH, p.OutW)
+	if B*M == 0 {
+		return out
+	}
+	kp := bindings.UpscaleParams{
+		DType: x.dtype, In: x.ptr(), Out: out.ptr(),
+		Planes: B * M, H: h, W: w, Pad: p.Pad, InH: p.InH, InW: p.InW, OutH: p.OutH, OutW: p.OutW,
+		OutMode: 0,
+	}
+	wsBytes, err := bindings.UpscaleMasksWorkspaceBytes(&kp)
+	c.check(err)
+	ws := c.scratchBytes(wsBytes)
+	c.check(bindings.UpscaleMasks(&kp, ws, wsBytes, c.s))
+	return out
+}
