@@ -138,6 +138,9 @@ func decodeRandom(t *testing.T, b nn.Backend, prompts int) (low, iou []float32) 
 }
 
 func TestDecoderRandomWeights(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full-size decoder on the CPU and the GPU: skipped with -short")
+	}
 	g32, g16 := gpuOrSkip(t, "fp32"), gpuOrSkip(t, "bf16")
 	low, iou := decodeRandom(t, cpu.New(), 16)
 	low32, iou32 := decodeRandom(t, g32, 16)
