@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime"
 	"sort"
@@ -280,22 +281,36 @@ func NewEngineFromModels(models []*Model, opts EngineOptions) (*Engine, error) {
 	return e, nil
 }
 
+// backendDevice reads the device of a backend from its name ("cpu",
+// "cuda:0 (NVIDIA H200, bf16)") and its activation size in bytes.
+func backendDevice(b nn.Backend) (kind string, idx, elem int) {
+	name := b.Name()
+	if f := strings.Fields(name); len(f) > 0 {
+		name = f[0]
+	}
+	kind, idx, err := nn.ParseDevice(name)
+	if err != nil {
+		kind = name
+	}
+	elem = 4
+	if p, ok := b.(interface{ Precision() string }); ok && p.Precision() == "bf16" {
+		elem = 2
+	}
+	return kind, idx, elem
+}
+
 // workerBatch picks a worker's batch limit.
 func workerBatch(m *Model, opts EngineOptions) int {
 	if opts.MaxBatch > 0 {
 		return opts.MaxBatch
 	}
-	kind, idx, _ := nn.ParseDevice(m.backend.Name())
+	kind, idx, elem := backendDevice(m.backend)
 	if kind == "cpu" {
 		return 1 // the CPU gains nothing from batching images
 	}
 	free, ok := freeMemory(kind, idx)
 	if !ok {
 		return 1
-	}
-	elem := 4
-	if strings.Contains(m.backend.Name(), "bf16") {
-		elem = 2
 	}
 	per := m.Config.EncoderBytesPerImage(elem)
 	return int(min(8, max(1, free/2/per)))
@@ -318,15 +333,25 @@ func (m *Model) Fork(threads int) (*Model, error) {
 // Config returns the engine's model config.
 func (e *Engine) Config() Config { return e.cfg }
 
-// Close releases every device's model.
+// Close releases every worker's and device's model and closes the
+// backends (forks first) that implement io.Closer: the engine owns them.
 func (e *Engine) Close() error {
-	var first error
-	for _, d := range e.devices {
-		if err := d.model.Close(); err != nil && first == nil {
-			first = err
+	var errs []error
+	closeBackend := func(b nn.Backend) {
+		if c, ok := b.(io.Closer); ok {
+			errs = append(errs, c.Close())
 		}
 	}
-	return first
+	for _, w := range e.workers {
+		if w.model != w.dev.model {
+			closeBackend(w.model.backend)
+		}
+	}
+	for _, d := range e.devices {
+		errs = append(errs, d.model.Close())
+		closeBackend(d.model.backend)
+	}
+	return errors.Join(errs...)
 }
 
 // WorkerStats reports one worker's share of the work.

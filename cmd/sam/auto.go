@@ -47,58 +47,34 @@ func autoFlags(fs *flag.FlagSet) (*amg.Options, *string) {
 	return &o, mode
 }
 
-// autoImageExts are the extensions a directory's images are picked up by.
-var autoImageExts = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".gif": true, ".bmp": true, ".tif": true, ".tiff": true, ".webp": true}
-
 // autoJob is one image to segment and where its outputs go.
 type autoJob struct{ image, outDir string }
 
-// autoJobs lists the images: one file, or the images of a directory (not
-// recursive, sorted by name), each with its output folder DIR/<base name>
-// (the full file name where two images share a base name).
+// autoJobs lists the images: one file, or the images of a directory (see
+// expandImages), each with its output folder DIR/<base name> (the full file
+// name where two images share a base name).
 func autoJobs(image, out string) ([]autoJob, bool, error) {
-	fi, err := os.Stat(image)
+	files, isDir, err := expandImages([]string{image})
 	if err != nil {
-		return nil, false, err
+		return nil, isDir, err
 	}
-	if !fi.IsDir() {
+	if !isDir {
 		return []autoJob{{image, out}}, false, nil
 	}
-	ents, err := os.ReadDir(image)
-	if err != nil {
-		return nil, true, err
-	}
-	var names []string
+	stem := func(p string) string { b := filepath.Base(p); return strings.TrimSuffix(b, filepath.Ext(b)) }
 	stems := map[string]int{}
-	for _, e := range ents {
-		ext := strings.ToLower(filepath.Ext(e.Name()))
-		if e.Type().IsRegular() && autoImageExts[ext] {
-			names = append(names, e.Name())
-			stems[strings.TrimSuffix(e.Name(), filepath.Ext(e.Name()))]++
-		}
+	for _, f := range files {
+		stems[stem(f)]++
 	}
-	if len(names) == 0 {
-		return nil, true, fmt.Errorf("%s: no images (%s)", image, strings.Join(sortedKeys(autoImageExts), " "))
-	}
-	sort.Strings(names)
-	jobs := make([]autoJob, len(names))
-	for i, n := range names {
-		stem := strings.TrimSuffix(n, filepath.Ext(n))
-		if stems[stem] > 1 {
-			stem = n
+	jobs := make([]autoJob, len(files))
+	for i, f := range files {
+		name := stem(f)
+		if stems[name] > 1 {
+			name = filepath.Base(f)
 		}
-		jobs[i] = autoJob{filepath.Join(image, n), filepath.Join(out, stem)}
+		jobs[i] = autoJob{f, filepath.Join(out, name)}
 	}
 	return jobs, true, nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	var k []string
-	for s := range m {
-		k = append(k, s)
-	}
-	sort.Strings(k)
-	return k
 }
 
 // autoImageResult is one image's line in the summary.

@@ -52,10 +52,6 @@ func TestRuntimeErrorsExitOne(t *testing.T) {
 		"-image", filepath.Join(testdata, "tiny", "image_0.png"), "-point", "500,1", "-out", t.TempDir())
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "outside")
-	code, _, stderr = samCLI("predict", "-checkpoint", filepath.Join(testdata, "tiny", "model.safetensors"),
-		"-image", filepath.Join(testdata, "tiny", "image_0.png"), "-point", "1,1", "-out", t.TempDir(), "-device", "cuda")
-	require.Equal(t, 1, code)
-	require.Contains(t, stderr, "built without CUDA support")
 }
 
 func TestInfo(t *testing.T) {
