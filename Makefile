@@ -43,7 +43,10 @@ demo: build
 		-box 156,171,273,288 -box 236,114,299,194 -box 100,0,165,61 -box 0,58,72,205 -box 112,267,229,419 >/dev/null
 	$(BIN) predict -checkpoint $(DEMO)/model.safetensors -config $(DEMO)/config.json \
 		-image $(DEMO)/scene_2.png -out $(OUT)/demo/scene_2 -multimask -point 178,204 >/dev/null
-	@echo "demo: masks, overlays and result.json under $(OUT)/demo/scene_{0,1,2}/"
+	$(BIN) auto -checkpoint $(DEMO)/model.safetensors -config $(DEMO)/config.json \
+		-image $(DEMO)/scene_0.png -out $(OUT)/demo/auto_scene_0 \
+		-points-per-side 16 -pred-iou-thresh 0.5 -stability-score-thresh 0.7 >/dev/null
+	@echo "demo: masks, overlays and result.json under $(OUT)/demo/scene_{0,1,2}/; segment-everything masks.json + overlay.png under $(OUT)/demo/auto_scene_0/"
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./sam/checkpoint/
