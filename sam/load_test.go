@@ -62,7 +62,8 @@ func decodeFixed(t testing.TB, m *Model) ([]float32, []float32) {
 // TestPthAndSafetensorsGiveIdenticalModels: the same weights through both
 // containers give bit-identical encoder and decoder outputs.
 func TestPthAndSafetensorsGiveIdenticalModels(t *testing.T) {
-	for _, set := range []string{"tiny", "small"} {
+	for _, set := range []string{"tiny"} { // the only fixture shipped with a .pth
+
 		cfg := fixtureConfig(t, set)
 		a, err := Load(fixture(set, "model.pth"), cpu.New(), LoadOptions{Config: &cfg})
 		require.NoError(t, err)

@@ -15,7 +15,8 @@ import (
 // The fixtures' model.pth is torch.save(sam.state_dict()) from torch 1.13 and
 // model.safetensors the same tensors; every tensor must come out identical.
 func TestPthMatchesSafetensors(t *testing.T) {
-	for _, cfg := range []string{"tiny", "small"} {
+	// Only tiny ships a .pth (the 64 MiB budget of tests/testdata/README.md).
+	for _, cfg := range []string{"tiny"} {
 		t.Run(cfg, func(t *testing.T) {
 			pth, err := Open(filepath.Join(testdata, cfg, "model.pth"))
 			require.NoError(t, err)
