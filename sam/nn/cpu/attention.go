@@ -49,23 +49,9 @@ type qkvView struct {
 func (b *Backend) Attention(q, k, v nn.Tensor, heads int, rel *nn.RelPos) nn.Tensor {
 	const op = "Attention"
 	qt, kt, vt := tensor(op, "q", q), tensor(op, "k", k), tensor(op, "v", v)
-	checkRank(op, "q", qt, 3)
-	checkRank(op, "k", kt, 3)
-	checkRank(op, "v", vt, 3)
-	if heads < 1 {
-		nn.Fail(op, nn.ErrShape, "heads = %d", heads)
-	}
-	B, Nq, Cq := qt.shape[0], qt.shape[1], qt.shape[2]
-	Nk, Cv := kt.shape[1], vt.shape[2]
-	if kt.shape[0] != B || vt.shape[0] != B || kt.shape[2] != Cq || vt.shape[1] != Nk {
-		nn.Fail(op, nn.ErrShape, "q %s, k %s, v %s: want q (B, Nq, C), k (B, Nk, C), v (B, Nk, Cv)",
-			shapeString(qt.shape), shapeString(kt.shape), shapeString(vt.shape))
-	}
-	if Cq%heads != 0 || Cv%heads != 0 || Cq == 0 || Cv == 0 {
-		nn.Fail(op, nn.ErrShape, "q channels %d and v channels %d must be positive multiples of heads = %d", Cq, Cv, heads)
-	}
-	d, dv := Cq/heads, Cv/heads
-	relH, relW := checkRel(op, rel, Nq, Nk, d)
+	B, Nq, Nk, d, dv := nn.AttentionShape(qt.shape, kt.shape, vt.shape, heads)
+	Cq, Cv := heads*d, heads*dv
+	relH, relW := relTables(op, rel, Nq, Nk, d)
 	out := b.newTensor(B, Nq, Cv)
 	b.attention(B, Nq, Nk, heads, d, dv,
 		qkvView{qt.data, 0, Cq}, qkvView{kt.data, 0, Cq}, qkvView{vt.data, 0, Cv},
@@ -78,17 +64,10 @@ func (b *Backend) Attention(q, k, v nn.Tensor, heads int, rel *nn.RelPos) nn.Ten
 func (b *Backend) AttentionQKV(qkv nn.Tensor, heads int, rel *nn.RelPos) nn.Tensor {
 	const op = "AttentionQKV"
 	x := tensor(op, "qkv", qkv)
-	checkRank(op, "qkv", x, 3)
-	if heads < 1 {
-		nn.Fail(op, nn.ErrShape, "heads = %d", heads)
-	}
-	B, N, C3 := x.shape[0], x.shape[1], x.shape[2]
-	if C3%(3*heads) != 0 || C3 == 0 {
-		nn.Fail(op, nn.ErrShape, "qkv %s: channels must be a positive multiple of 3·heads = %d", shapeString(x.shape), 3*heads)
-	}
-	C := C3 / 3
-	d := C / heads
-	relH, relW := checkRel(op, rel, N, N, d)
+	B, N, d := nn.AttentionQKVShape(x.shape, heads)
+	C := heads * d // (B, N, 3·C): [q | k | v]
+	C3 := 3 * C
+	relH, relW := relTables(op, rel, N, N, d)
 	out := b.newTensor(B, N, C)
 	b.attention(B, N, N, heads, d, d,
 		qkvView{x.data, 0, C3}, qkvView{x.data, C, C3}, qkvView{x.data, 2 * C, C3},
@@ -96,18 +75,14 @@ func (b *Backend) AttentionQKV(qkv nn.Tensor, heads int, rel *nn.RelPos) nn.Tens
 	return out
 }
 
-// checkRel validates rel against Nq = Nk = QH·QW and head dim d and returns
-// its tables (nil, nil without rel).
-func checkRel(op string, rel *nn.RelPos, Nq, Nk, d int) (h, w []float32) {
+// relTables validates rel against Nq = Nk = QH·QW and head dim d
+// (nn.RelPosShape) and returns its tables (nil, nil without rel).
+func relTables(op string, rel *nn.RelPos, Nq, Nk, d int) (h, w []float32) {
 	if rel == nil {
 		return nil, nil
 	}
 	ht, wt := tensor(op, "rel.H", rel.H), tensor(op, "rel.W", rel.W)
-	if rel.QH < 1 || rel.QW < 1 || Nq != rel.QH*rel.QW || Nk != Nq {
-		nn.Fail(op, nn.ErrShape, "rel-pos grid %dx%d needs Nq = Nk = %d, have Nq %d, Nk %d", rel.QH, rel.QW, rel.QH*rel.QW, Nq, Nk)
-	}
-	checkShape(op, "rel.H", ht, 2*rel.QH-1, d)
-	checkShape(op, "rel.W", wt, 2*rel.QW-1, d)
+	nn.RelPosShape(op, rel, ht.shape, wt.shape, Nq, Nk, d)
 	return ht.data, wt.data
 }
 

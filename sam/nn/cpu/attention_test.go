@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/nn"
+	"github.com/samgo/samgo/sam/nn/nntest"
 )
 
 // refAttention is per (batch, head): logits[i, j] = q_i·k_j/√d (+ the
@@ -184,11 +185,11 @@ func TestAttentionValidate(t *testing.T) {
 		"qkv heads":         func() { b.AttentionQKV(up(2, 6, 12), 0, nil) },
 		"qkv rel":           func() { b.AttentionQKV(up(2, 6, 12), 2, rel(up(3, 2), up(5, 2), 3, 3)) },
 	} {
-		requireFails(t, nn.ErrShape, f, name)
+		nntest.RequireFails(t, nn.ErrShape, f, name)
 	}
-	requireFails(t, ErrTensor, func() { b.Attention(q, k, nil, 2, nil) }, "nil v")
-	requireFails(t, ErrTensor, func() { b.Attention(q, k, v, 2, rel(nil, up(5, 4), 2, 3)) }, "nil rel.H")
-	requireFails(t, ErrTensor, func() { b.AttentionQKV(foreign{[]int{2, 6, 12}}, 2, nil) }, "foreign qkv")
+	nntest.RequireFails(t, ErrTensor, func() { b.Attention(q, k, nil, 2, nil) }, "nil v")
+	nntest.RequireFails(t, ErrTensor, func() { b.Attention(q, k, v, 2, rel(nil, up(5, 4), 2, 3)) }, "nil rel.H")
+	nntest.RequireFails(t, ErrTensor, func() { b.AttentionQKV(foreign{[]int{2, 6, 12}}, 2, nil) }, "foreign qkv")
 }
 
 // Benchmarks at the ViT-B shapes (1024×1024 input, 64×64 tokens, 12 heads

@@ -19,7 +19,8 @@
 // GELU), gemm.go (Linear, MatMulT, Conv2D, ConvTranspose2D), norm.go
 // (LayerNorm), attention.go, layout.go (window partition, elementwise,
 // concat/slice/repeat/transpose), mask.go (MaskDownsample, UpscaleMasks).
-// Each op's tests compare it with a float64 loop written from its
+// The shape rules every op validates its arguments by are package nn's
+// (sam/nn/shapes.go), shared with the GPU backend. Each op's tests compare it with a float64 loop written from its
 // definition (*_test.go).
 package cpu
 
@@ -148,15 +149,7 @@ var _ nn.Tensor = (*Tensor)(nil)
 func (t *Tensor) Shape() []int { return t.shape }
 
 func (t *Tensor) String() string {
-	return fmt.Sprintf("cpu.Tensor%s", shapeString(t.shape))
-}
-
-func shapeString(s []int) string {
-	parts := make([]string, len(s))
-	for i, d := range s {
-		parts[i] = fmt.Sprint(d)
-	}
-	return "(" + strings.Join(parts, ", ") + ")"
+	return fmt.Sprintf("cpu.Tensor%s", nn.ShapeString(t.shape))
 }
 
 // tensor unwraps an argument of op, failing with ErrTensor on nil, foreign
@@ -170,7 +163,7 @@ func tensor(op, name string, t nn.Tensor) *Tensor {
 		nn.Fail(op, ErrTensor, "%s is a %T, not a tensor of the cpu backend", name, t)
 	}
 	if ct.released.Load() {
-		nn.Fail(op, ErrTensor, "%s %s used after Release", name, shapeString(ct.shape))
+		nn.Fail(op, ErrTensor, "%s %s used after Release", name, nn.ShapeString(ct.shape))
 	}
 	return ct
 }
@@ -184,29 +177,6 @@ func optTensor(op, name string, t nn.Tensor) *Tensor {
 		return nil
 	}
 	return tensor(op, name, t)
-}
-
-// checkShape fails unless t has exactly the given dims.
-func checkShape(op, name string, t *Tensor, dims ...int) {
-	if !nn.SameShape(t.shape, dims) {
-		nn.Fail(op, nn.ErrShape, "%s is %s, want %s", name, shapeString(t.shape), shapeString(dims))
-	}
-}
-
-// checkRank fails unless t has rank dims.
-func checkRank(op, name string, t *Tensor, rank int) {
-	if len(t.shape) != rank {
-		nn.Fail(op, nn.ErrShape, "%s is %s, want rank %d", name, shapeString(t.shape), rank)
-	}
-}
-
-// checkDims validates a shape given by the caller (no negative dims).
-func checkDims(op string, shape []int) {
-	for _, d := range shape {
-		if d < 0 {
-			nn.Fail(op, nn.ErrShape, "negative dimension in %s", shapeString(shape))
-		}
-	}
 }
 
 // newTensor allocates a tensor of the given shape. Its contents are
@@ -234,11 +204,7 @@ func (b *Backend) newZeroTensor(shape ...int) *Tensor {
 
 // Upload copies host data into a new tensor.
 func (b *Backend) Upload(data []float32, shape ...int) nn.Tensor {
-	const op = "Upload"
-	checkDims(op, shape)
-	if n := nn.Numel(shape); len(data) != n {
-		nn.Fail(op, nn.ErrShape, "%d values for shape %s (%d elements)", len(data), shapeString(shape), n)
-	}
+	nn.UploadShape("Upload", len(data), shape)
 	t := b.newTensor(shape...)
 	b.parallelFor(len(data), copyGrain, func(_, lo, hi int) { copy(t.data[lo:hi], data[lo:hi]) })
 	return t
@@ -248,11 +214,7 @@ func (b *Backend) Upload(data []float32, shape ...int) nn.Tensor {
 // modify it again (it may be a read-only memory-mapped checkpoint; no op
 // writes into its inputs).
 func (b *Backend) UploadWeight(data []float32, shape ...int) nn.Tensor {
-	const op = "UploadWeight"
-	checkDims(op, shape)
-	if n := nn.Numel(shape); len(data) != n {
-		nn.Fail(op, nn.ErrShape, "%d values for shape %s (%d elements)", len(data), shapeString(shape), n)
-	}
+	nn.UploadShape("UploadWeight", len(data), shape)
 	return &Tensor{shape: append([]int(nil), shape...), data: data[:len(data):len(data)]}
 }
 
@@ -268,12 +230,8 @@ func (b *Backend) Download(t nn.Tensor) []float32 {
 // it shares t's memory (the buffer is recycled only once t and all its
 // views are released).
 func (b *Backend) Reshape(t nn.Tensor, shape ...int) nn.Tensor {
-	const op = "Reshape"
-	x := tensor(op, "t", t)
-	checkDims(op, shape)
-	if nn.Numel(shape) != len(x.data) {
-		nn.Fail(op, nn.ErrShape, "cannot view %s as %s", shapeString(x.shape), shapeString(shape))
-	}
+	x := tensor("Reshape", "t", t)
+	nn.ReshapeShape(x.shape, shape)
 	v := &Tensor{shape: append([]int(nil), shape...), data: x.data, buf: x.buf}
 	v.buf.retain()
 	return v

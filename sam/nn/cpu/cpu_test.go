@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/nn"
+	"github.com/samgo/samgo/sam/nn/nntest"
 )
 
 func TestUploadDownload(t *testing.T) {
@@ -57,11 +58,11 @@ func TestReshapeRelease(t *testing.T) {
 	require.Equal(t, d, b.Download(v))
 
 	// Use after Release fails cleanly, as does a second Release.
-	requireFails(t, ErrTensor, func() { b.Download(x) })
-	requireFails(t, ErrTensor, func() { b.Reshape(x, n) })
-	requireFails(t, ErrTensor, func() { b.Add(v, x) })
+	nntest.RequireFails(t, ErrTensor, func() { b.Download(x) })
+	nntest.RequireFails(t, ErrTensor, func() { b.Reshape(x, n) })
+	nntest.RequireFails(t, ErrTensor, func() { b.Add(v, x) })
 	b.Release(x, nil, foreign{}, v, v)
-	requireFails(t, ErrTensor, func() { b.Download(v) })
+	nntest.RequireFails(t, ErrTensor, func() { b.Download(v) })
 
 	// Released memory is recycled (same size), and recycled buffers are
 	// fully overwritten by the op that gets them.
@@ -118,7 +119,7 @@ func TestParallelFor(t *testing.T) {
 			}
 		}
 		// A failing chunk surfaces as the op's error on the caller.
-		err := opError(t, func() {
+		err := nntest.OpError(t, func() {
 			b.parallelChunks(100, 1, func(_, lo, _ int) {
 				if lo == 57 {
 					nn.Fail("Test", nn.ErrShape, "chunk %d", lo)

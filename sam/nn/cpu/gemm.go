@@ -78,24 +78,15 @@ func biasAct(out []float32, n, lo, hi int, bias []float32, act nn.Act) {
 func (b *Backend) Linear(x, w, bias nn.Tensor, act nn.Act) nn.Tensor {
 	const op = "Linear"
 	xt, wt, bt := tensor(op, "x", x), tensor(op, "w", w), optTensor(op, "b", bias)
-	checkAct(op, act)
-	if len(xt.shape) < 1 {
-		nn.Fail(op, nn.ErrShape, "x is a scalar")
-	}
-	K := xt.shape[len(xt.shape)-1]
-	checkRank(op, "w", wt, 2)
-	N := wt.shape[0]
-	if wt.shape[1] != K || K == 0 {
-		nn.Fail(op, nn.ErrShape, "x %s and w %s: want w (N, %d) with K ≥ 1", shapeString(xt.shape), shapeString(wt.shape), K)
-	}
+	nn.CheckAct(op, act)
+	shape, M, K, N := nn.LinearShape(xt.shape, wt.shape)
 	var bd []float32
 	if bt != nil {
-		checkShape(op, "b", bt, N)
+		nn.CheckShape(op, "b", bt.shape, N)
 		bd = bt.data
 	}
-	outShape := append(append([]int(nil), xt.shape[:len(xt.shape)-1]...), N)
-	out := b.newTensor(outShape...)
-	b.linear(xt.data, len(xt.data)/K, K, wt.data, N, bd, act, out.data)
+	out := b.newTensor(shape...)
+	b.linear(xt.data, M, K, wt.data, N, bd, act, out.data)
 	return out
 }
 
@@ -114,14 +105,8 @@ func (b *Backend) linear(a []float32, M, K int, w []float32, N int, bias []float
 func (b *Backend) MatMulT(a, bm nn.Tensor) nn.Tensor {
 	const op = "MatMulT"
 	at, bt := tensor(op, "a", a), tensor(op, "b", bm)
-	checkRank(op, "a", at, 3)
-	checkRank(op, "b", bt, 3)
-	B, M, K := at.shape[0], at.shape[1], at.shape[2]
-	N := bt.shape[1]
-	if bt.shape[0] != B || bt.shape[2] != K || K == 0 {
-		nn.Fail(op, nn.ErrShape, "a %s and b %s: want b (%d, N, %d) with K ≥ 1", shapeString(at.shape), shapeString(bt.shape), B, K)
-	}
-	out := b.newTensor(B, M, N)
+	shape, B, M, N, K := nn.MatMulTShape(at.shape, bt.shape)
+	out := b.newTensor(shape...)
 	if M == 0 || N == 0 {
 		return out
 	}
@@ -157,22 +142,10 @@ func (b *Backend) MatMulT(a, bm nn.Tensor) nn.Tensor {
 func (b *Backend) Conv2D(x, w, bias nn.Tensor, stride, pad int) nn.Tensor {
 	const op = "Conv2D"
 	xt, wt, bt := tensor(op, "x", x), tensor(op, "w", w), optTensor(op, "b", bias)
-	checkRank(op, "x", xt, 4)
-	checkRank(op, "w", wt, 4)
-	H, W, Cin := xt.shape[1], xt.shape[2], xt.shape[3]
-	Cout, k := wt.shape[0], wt.shape[2]
-	if wt.shape[1] != Cin || wt.shape[3] != k || k < 1 || Cin < 1 {
-		nn.Fail(op, nn.ErrShape, "x %s and w %s: want w (Cout, %d, k, k), k ≥ 1", shapeString(xt.shape), shapeString(wt.shape), Cin)
-	}
-	if stride < 1 || pad < 0 {
-		nn.Fail(op, nn.ErrShape, "stride %d, pad %d: want stride ≥ 1, pad ≥ 0", stride, pad)
-	}
-	if H+2*pad < k || W+2*pad < k {
-		nn.Fail(op, nn.ErrShape, "kernel %d larger than the padded map %dx%d (pad %d)", k, H, W, pad)
-	}
+	_, Cout, k := nn.Conv2DShape(xt.shape, wt.shape, stride, pad) // conv2d allocates the result
 	var bd []float32
 	if bt != nil {
-		checkShape(op, "b", bt, Cout)
+		nn.CheckShape(op, "b", bt.shape, Cout)
 		bd = bt.data
 	}
 	return b.conv2d(xt, wt.data, Cout, k, bd, stride, pad, nn.ActNone)
@@ -245,16 +218,10 @@ func (b *Backend) conv2d(x *Tensor, w []float32, Cout, k int, bias []float32, st
 func (b *Backend) ConvTranspose2D(x, w, bias nn.Tensor, k int) nn.Tensor {
 	const op = "ConvTranspose2D"
 	xt, wt, bt := tensor(op, "x", x), tensor(op, "w", w), optTensor(op, "b", bias)
-	checkRank(op, "x", xt, 4)
-	checkRank(op, "w", wt, 4)
-	Cin := xt.shape[3]
-	Cout := wt.shape[1]
-	if k < 1 || wt.shape[0] != Cin || wt.shape[2] != k || wt.shape[3] != k || Cin < 1 {
-		nn.Fail(op, nn.ErrShape, "x %s, w %s, k %d: want w (%d, Cout, %d, %d)", shapeString(xt.shape), shapeString(wt.shape), k, Cin, k, k)
-	}
+	_, Cout := nn.ConvTranspose2DShape(xt.shape, wt.shape, k) // convTranspose2d allocates the result
 	var bd []float32
 	if bt != nil {
-		checkShape(op, "b", bt, Cout)
+		nn.CheckShape(op, "b", bt.shape, Cout)
 		bd = bt.data
 	}
 	return b.convTranspose2d(xt, wt.data, Cout, k, bd)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/samgo/samgo/sam/nn"
 	"github.com/samgo/samgo/sam/nn/cpu/sgemm"
+	"github.com/samgo/samgo/sam/nn/nntest"
 )
 
 // refLinear: out[m, n] = act(Σ_k x[m, k]·w[n, k] + b[n]).
@@ -222,7 +223,7 @@ func TestGemmOpsValidate(t *testing.T) {
 		"ConvT k = 0":              func() { b.ConvTranspose2D(up(1, 4, 4, 3), up(3, 2, 0, 0), nil, 0) },
 		"ConvT bias":               func() { b.ConvTranspose2D(up(1, 4, 4, 3), up(3, 2, 2, 2), up(3), 2) },
 	} {
-		requireFails(t, nn.ErrShape, f, name)
+		nntest.RequireFails(t, nn.ErrShape, f, name)
 	}
 	for name, f := range map[string]func(){
 		"Linear nil x":     func() { b.Linear(nil, w, bias, nn.ActNone) },
@@ -231,7 +232,7 @@ func TestGemmOpsValidate(t *testing.T) {
 		"ConvT foreign b":  func() { b.ConvTranspose2D(up(1, 4, 4, 3), up(3, 2, 2, 2), foreign{[]int{2}}, 2) },
 		"MatMulT nil":      func() { b.MatMulT(up(1, 2, 3), nil) },
 	} {
-		requireFails(t, ErrTensor, f, name)
+		nntest.RequireFails(t, ErrTensor, f, name)
 	}
 }
 

@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -91,32 +90,6 @@ func download(t *testing.T, b *Backend, x nn.Tensor, shape ...int) []float32 {
 	t.Helper()
 	require.Equal(t, shape, x.Shape(), "shape")
 	return b.Download(x)
-}
-
-// opError runs f and returns the *nn.Error it fails with (nil if none).
-// Any other panic (an index out of range) fails the test.
-func opError(t *testing.T, f func()) (err error) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Fatalf("panic that is not an *nn.Error: %v", r)
-		}
-	}()
-	func() {
-		defer nn.Catch(&err)
-		f()
-	}()
-	return err
-}
-
-// requireFails checks that f fails with an *nn.Error wrapping target.
-func requireFails(t *testing.T, target error, f func(), msgAndArgs ...any) {
-	t.Helper()
-	err := opError(t, f)
-	require.Error(t, err, msgAndArgs...)
-	var ne *nn.Error
-	require.True(t, errors.As(err, &ne), "want *nn.Error, got %T: %v", err, err)
-	require.ErrorIs(t, err, target, msgAndArgs...)
 }
 
 // foreign is a tensor of some other backend.

@@ -14,13 +14,9 @@ import (
 func (b *Backend) WindowPartition(x nn.Tensor, win int) nn.Tensor {
 	const op = "WindowPartition"
 	xt := tensor(op, "x", x)
-	checkRank(op, "x", xt, 4)
-	if win < 1 {
-		nn.Fail(op, nn.ErrShape, "window %d", win)
-	}
-	B, H, W, C := xt.shape[0], xt.shape[1], xt.shape[2], xt.shape[3]
-	nh, nw := (H+win-1)/win, (W+win-1)/win
-	out := b.newTensor(B*nh*nw, win*win, C)
+	d := nn.WindowPartitionShape(xt.shape, win)
+	B, H, W, C, nh, nw := d.B, d.H, d.W, d.C, d.NH, d.NW
+	out := b.newTensor(d.Windows()...)
 	// One index per window row: (b, i, j, p).
 	b.parallelFor(B*nh*nw*win, grain(win*C), func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -46,18 +42,9 @@ func (b *Backend) WindowPartition(x nn.Tensor, win int) nn.Tensor {
 func (b *Backend) WindowUnpartition(x nn.Tensor, win, h, w int) nn.Tensor {
 	const op = "WindowUnpartition"
 	xt := tensor(op, "x", x)
-	checkRank(op, "x", xt, 3)
-	if win < 1 || h < 1 || w < 1 {
-		nn.Fail(op, nn.ErrShape, "window %d, map %dx%d", win, h, w)
-	}
-	nh, nw := (h+win-1)/win, (w+win-1)/win
-	C := xt.shape[2]
-	if xt.shape[1] != win*win || xt.shape[0]%(nh*nw) != 0 {
-		nn.Fail(op, nn.ErrShape, "x %s: want (B·%d, %d, C) for window %d of a %dx%d map",
-			shapeString(xt.shape), nh*nw, win*win, win, h, w)
-	}
-	B := xt.shape[0] / (nh * nw)
-	out := b.newTensor(B, h, w, C)
+	d := nn.WindowUnpartitionShape(xt.shape, win, h, w)
+	B, C, nh, nw := d.B, d.C, d.NH, d.NW
+	out := b.newTensor(d.Map()...)
 	// One index per output row (b, y).
 	b.parallelFor(B*h, grain(w*C), func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -78,17 +65,9 @@ func (b *Backend) WindowUnpartition(x nn.Tensor, win, h, w int) nn.Tensor {
 func (b *Backend) Add(a, bm nn.Tensor) nn.Tensor {
 	const op = "Add"
 	at, bt := tensor(op, "a", a), tensor(op, "b", bm)
-	// b = (1, …, 1, t…) where t is a's trailing dims: b's leading 1s are
-	// broadcast, then element i of a meets element i mod |b| of b.
-	f := 0
-	for f < len(bt.shape) && bt.shape[f] == 1 {
-		f++
-	}
-	off := len(at.shape) - len(bt.shape)
-	if off < 0 || !nn.SameShape(bt.shape[f:], at.shape[off+f:]) {
-		nn.Fail(op, nn.ErrShape, "b %s does not broadcast to a %s", shapeString(bt.shape), shapeString(at.shape))
-	}
-	out := b.newTensor(at.shape...)
+	// b's leading 1s are broadcast: element i of a meets element i mod |b|
+	// of b.
+	out := b.newTensor(nn.AddShape(at.shape, bt.shape)...)
 	inner := len(bt.data)
 	if inner == 0 {
 		return out
@@ -111,7 +90,7 @@ func (b *Backend) Add(a, bm nn.Tensor) nn.Tensor {
 func (b *Backend) Activation(x nn.Tensor, act nn.Act) nn.Tensor {
 	const op = "Activation"
 	xt := tensor(op, "x", x)
-	checkAct(op, act)
+	nn.CheckAct(op, act)
 	out := b.newTensor(xt.shape...)
 	b.parallelFor(len(xt.data), grain(actCost(act)), func(_, lo, hi int) {
 		copy(out.data[lo:hi], xt.data[lo:hi])
@@ -123,34 +102,16 @@ func (b *Backend) Activation(x nn.Tensor, act nn.Act) nn.Tensor {
 // Concat joins tensors along axis (0 ≤ axis < rank); all other dims equal.
 func (b *Backend) Concat(axis int, ts ...nn.Tensor) nn.Tensor {
 	const op = "Concat"
-	if len(ts) == 0 {
-		nn.Fail(op, nn.ErrShape, "no tensors")
-	}
 	xs := make([]*Tensor, len(ts))
+	shapes := make([][]int, len(ts))
 	for i, t := range ts {
 		xs[i] = tensor(op, "tensor", t)
+		shapes[i] = xs[i].shape
 	}
-	ref := xs[0].shape
-	if axis < 0 || axis >= len(ref) {
-		nn.Fail(op, nn.ErrShape, "axis %d of a rank-%d tensor", axis, len(ref))
-	}
-	shape := append([]int(nil), ref...)
-	shape[axis] = 0
-	for _, x := range xs {
-		if len(x.shape) != len(ref) {
-			nn.Fail(op, nn.ErrShape, "ranks differ: %s and %s", shapeString(ref), shapeString(x.shape))
-		}
-		for d := range ref {
-			if d != axis && x.shape[d] != ref[d] {
-				nn.Fail(op, nn.ErrShape, "shapes %s and %s differ outside axis %d", shapeString(ref), shapeString(x.shape), axis)
-			}
-		}
-		shape[axis] += x.shape[axis]
-	}
-	out := b.newTensor(shape...)
+	out := b.newTensor(nn.ConcatShape(axis, shapes...)...)
 	// View each tensor as (outer, chunk) with outer = Π dims before axis;
 	// an output row is the tensors' chunks side by side.
-	outer := nn.Numel(ref[:axis])
+	outer := nn.Numel(out.shape[:axis])
 	row := len(out.data) / max(outer, 1)
 	b.parallelFor(outer, grain(row), func(_, lo, hi int) {
 		for o := lo; o < hi; o++ {
@@ -169,16 +130,8 @@ func (b *Backend) Concat(axis int, ts ...nn.Tensor) nn.Tensor {
 func (b *Backend) Slice(x nn.Tensor, axis, start, end int) nn.Tensor {
 	const op = "Slice"
 	xt := tensor(op, "x", x)
-	if axis < 0 || axis >= len(xt.shape) {
-		nn.Fail(op, nn.ErrShape, "axis %d of %s", axis, shapeString(xt.shape))
-	}
+	out := b.newTensor(nn.SliceShape(xt.shape, axis, start, end)...)
 	dim := xt.shape[axis]
-	if start < 0 || start > end || end > dim {
-		nn.Fail(op, nn.ErrShape, "[%d, %d) of axis %d of %s", start, end, axis, shapeString(xt.shape))
-	}
-	shape := append([]int(nil), xt.shape...)
-	shape[axis] = end - start
-	out := b.newTensor(shape...)
 	outer := nn.Numel(xt.shape[:axis])
 	inner := nn.Numel(xt.shape[axis+1:])
 	n := (end - start) * inner
@@ -194,11 +147,7 @@ func (b *Backend) Slice(x nn.Tensor, axis, start, end int) nn.Tensor {
 func (b *Backend) Repeat(x nn.Tensor, n int) nn.Tensor {
 	const op = "Repeat"
 	xt := tensor(op, "x", x)
-	if len(xt.shape) < 1 || xt.shape[0] != 1 || n < 0 {
-		nn.Fail(op, nn.ErrShape, "x %s, n %d: want x (1, ...) and n ≥ 0", shapeString(xt.shape), n)
-	}
-	shape := append([]int{n}, xt.shape[1:]...)
-	out := b.newTensor(shape...)
+	out := b.newTensor(nn.RepeatShape(xt.shape, n)...)
 	m := len(xt.data)
 	b.parallelFor(n, grain(m), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -212,13 +161,7 @@ func (b *Backend) Repeat(x nn.Tensor, n int) nn.Tensor {
 func (b *Backend) Transpose(x nn.Tensor) nn.Tensor {
 	const op = "Transpose"
 	xt := tensor(op, "x", x)
-	r := len(xt.shape)
-	if r < 2 {
-		nn.Fail(op, nn.ErrShape, "x %s has fewer than two dims", shapeString(xt.shape))
-	}
-	M, N := xt.shape[r-2], xt.shape[r-1]
-	shape := append([]int(nil), xt.shape...)
-	shape[r-2], shape[r-1] = N, M
+	shape, M, N := nn.TransposeShape(xt.shape)
 	out := b.newTensor(shape...)
 	if M == 0 || N == 0 {
 		return out

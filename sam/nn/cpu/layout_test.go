@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/nn"
+	"github.com/samgo/samgo/sam/nn/nntest"
 )
 
 func TestWindowPartition(t *testing.T) {
@@ -80,7 +81,7 @@ func TestAdd(t *testing.T) {
 		}
 		for _, bad := range [][]int{{2, 4}, {3, 1}, {2, 2, 3, 4}, {3, 3, 4}, {2, 1, 4}, {3, 5}} {
 			a := b.Upload(make([]float32, 24), 2, 3, 4)
-			requireFails(t, nn.ErrShape, func() { b.Add(a, b.Upload(make([]float32, nn.Numel(bad)), bad...)) }, bad)
+			nntest.RequireFails(t, nn.ErrShape, func() { b.Add(a, b.Upload(make([]float32, nn.Numel(bad)), bad...)) }, bad)
 		}
 	})
 }
@@ -99,7 +100,7 @@ func TestActivation(t *testing.T) {
 			}
 			requireClose(t, want, download(t, b, b.Activation(x, act), len(xd)), 1e-7, act)
 		}
-		requireFails(t, nn.ErrShape, func() { b.Activation(x, nn.Act(-1)) })
+		nntest.RequireFails(t, nn.ErrShape, func() { b.Activation(x, nn.Act(-1)) })
 		nan := b.Download(b.Activation(b.Upload([]float32{float32(math.NaN())}, 1), nn.ActReLU))
 		require.True(t, math.IsNaN(float64(nan[0])), "relu(NaN)")
 	})
@@ -217,7 +218,7 @@ func TestLayoutValidate(t *testing.T) {
 		"activation act":       func() { b.Activation(up(3), nn.Act(7)) },
 		"add rank":             func() { b.Add(up(3), up(2, 3)) },
 	} {
-		requireFails(t, nn.ErrShape, f, name)
+		nntest.RequireFails(t, nn.ErrShape, f, name)
 	}
 	for name, f := range map[string]func(){
 		"partition nil":   func() { b.WindowPartition(nil, 2) },
@@ -226,6 +227,6 @@ func TestLayoutValidate(t *testing.T) {
 		"reshape foreign": func() { b.Reshape(foreign{[]int{2}}, 2) },
 		"add nil":         func() { b.Add(up(2), nil) },
 	} {
-		requireFails(t, ErrTensor, f, name)
+		nntest.RequireFails(t, ErrTensor, f, name)
 	}
 }

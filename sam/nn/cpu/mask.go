@@ -13,42 +13,27 @@ import (
 func (b *Backend) MaskDownsample(masks nn.Tensor, p *nn.MaskDownsampler) nn.Tensor {
 	const op = "MaskDownsample"
 	m := tensor(op, "masks", masks)
-	checkRank(op, "masks", m, 3)
 	if p == nil {
 		nn.Fail(op, ErrTensor, "no weights")
 	}
+	w := func(name string, t nn.Tensor) *Tensor { return tensor(op, name, t) }
+	c1w, c1b, ln1w, ln1b := w("Conv1W", p.Conv1W), w("Conv1B", p.Conv1B), w("LN1W", p.LN1W), w("LN1B", p.LN1B)
+	c2w, c2b, ln2w, ln2b := w("Conv2W", p.Conv2W), w("Conv2B", p.Conv2B), w("LN2W", p.LN2W), w("LN2B", p.LN2B)
+	c3w, c3b := w("Conv3W", p.Conv3W), w("Conv3B", p.Conv3B)
+	_, c1, c2, C := nn.MaskDownsampleShape(m.shape, nn.MaskDownsamplerShapes{
+		Conv1W: c1w.shape, Conv1B: c1b.shape, LN1W: ln1w.shape, LN1B: ln1b.shape,
+		Conv2W: c2w.shape, Conv2B: c2b.shape, LN2W: ln2w.shape, LN2B: ln2b.shape,
+		Conv3W: c3w.shape, Conv3B: c3b.shape,
+	})
 	B, H, W := m.shape[0], m.shape[1], m.shape[2]
-	if H < 4 || W < 4 {
-		nn.Fail(op, nn.ErrShape, "masks %s: want H, W ≥ 4", shapeString(m.shape))
-	}
-	c1w := tensor(op, "Conv1W", p.Conv1W)
-	checkRank(op, "Conv1W", c1w, 4)
-	c1 := c1w.shape[0]
-	checkShape(op, "Conv1W", c1w, c1, 1, 2, 2)
-	c2w := tensor(op, "Conv2W", p.Conv2W)
-	checkRank(op, "Conv2W", c2w, 4)
-	c2 := c2w.shape[0]
-	checkShape(op, "Conv2W", c2w, c2, c1, 2, 2)
-	c3w := tensor(op, "Conv3W", p.Conv3W)
-	checkRank(op, "Conv3W", c3w, 4)
-	C := c3w.shape[0]
-	checkShape(op, "Conv3W", c3w, C, c2, 1, 1)
-	vec := func(name string, t nn.Tensor, n int) []float32 {
-		x := tensor(op, name, t)
-		checkShape(op, name, x, n)
-		return x.data
-	}
-	c1b, ln1w, ln1b := vec("Conv1B", p.Conv1B, c1), vec("LN1W", p.LN1W, c1), vec("LN1B", p.LN1B, c1)
-	c2b, ln2w, ln2b := vec("Conv2B", p.Conv2B, c2), vec("LN2W", p.LN2W, c2), vec("LN2B", p.LN2B, c2)
-	c3b := vec("Conv3B", p.Conv3B, C)
 
-	x := &Tensor{shape: []int{B, H, W, 1}, data: m.data}      // (B, H, W, 1)
-	h1 := b.conv2d(x, c1w.data, c1, 2, c1b, 2, 0, nn.ActNone) // (B, H/2, W/2, c1)
-	b.layerNorm(h1.data, ln1w, ln1b, p.Eps, nn.ActGELU, h1.data)
-	h2 := b.conv2d(h1, c2w.data, c2, 2, c2b, 2, 0, nn.ActNone) // (B, H/4, W/4, c2)
+	x := &Tensor{shape: []int{B, H, W, 1}, data: m.data}           // (B, H, W, 1)
+	h1 := b.conv2d(x, c1w.data, c1, 2, c1b.data, 2, 0, nn.ActNone) // (B, H/2, W/2, c1)
+	b.layerNorm(h1.data, ln1w.data, ln1b.data, p.Eps, nn.ActGELU, h1.data)
+	h2 := b.conv2d(h1, c2w.data, c2, 2, c2b.data, 2, 0, nn.ActNone) // (B, H/4, W/4, c2)
 	b.Release(h1)
-	b.layerNorm(h2.data, ln2w, ln2b, p.Eps, nn.ActGELU, h2.data)
-	out := b.conv2d(h2, c3w.data, C, 1, c3b, 1, 0, nn.ActNone) // (B, H/4, W/4, C)
+	b.layerNorm(h2.data, ln2w.data, ln2b.data, p.Eps, nn.ActGELU, h2.data)
+	out := b.conv2d(h2, c3w.data, C, 1, c3b.data, 1, 0, nn.ActNone) // (B, H/4, W/4, C)
 	b.Release(h2)
 	return out
 }
@@ -61,15 +46,12 @@ func (b *Backend) MaskDownsample(masks nn.Tensor, p *nn.MaskDownsampler) nn.Tens
 func (b *Backend) UpscaleMasks(logits nn.Tensor, p nn.MaskUpscale) nn.Tensor {
 	const op = "UpscaleMasks"
 	x := tensor(op, "logits", logits)
-	checkRank(op, "logits", x, 4)
+	shape := nn.UpscaleMasksShape(x.shape, p)
 	B, M, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-	if h < 1 || w < 1 || p.InH < 1 || p.InW < 1 || p.InH > p.Pad || p.InW > p.Pad || p.OutH < 1 || p.OutW < 1 {
-		nn.Fail(op, nn.ErrShape, "logits %s with %+v: want h, w ≥ 1, 1 ≤ InH, InW ≤ Pad, OutH, OutW ≥ 1", shapeString(x.shape), p)
-	}
 	planes := B * M
 	mid := make([]float32, planes*p.InH*p.InW) // (B·M, InH, InW)
 	b.resize(x.data, planes, h, w, mid, p.InH, p.InW, linearTable(h, p.Pad), linearTable(w, p.Pad))
-	out := b.newTensor(B, M, p.OutH, p.OutW)
+	out := b.newTensor(shape...) // (B, M, OutH, OutW)
 	b.resize(mid, planes, p.InH, p.InW, out.data, p.OutH, p.OutW, linearTable(p.InH, p.OutH), linearTable(p.InW, p.OutW))
 	return out
 }

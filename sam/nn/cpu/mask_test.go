@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/nn"
+	"github.com/samgo/samgo/sam/nn/nntest"
 )
 
 // naiveResize is F.interpolate(bilinear, align_corners=False) of one plane,
@@ -91,18 +92,18 @@ func TestUpscaleMasksValidate(t *testing.T) {
 	b := New()
 	x := b.Upload(make([]float32, 2*16), 1, 2, 4, 4)
 	ok := nn.MaskUpscale{Pad: 16, InH: 16, InW: 12, OutH: 20, OutW: 15}
-	require.NoError(t, opError(t, func() { b.UpscaleMasks(x, ok) }))
+	require.NoError(t, nntest.OpError(t, func() { b.UpscaleMasks(x, ok) }))
 	for _, p := range []nn.MaskUpscale{
 		{Pad: 16, InH: 17, InW: 12, OutH: 20, OutW: 15},
 		{Pad: 16, InH: 16, InW: 0, OutH: 20, OutW: 15},
 		{Pad: 16, InH: 16, InW: 12, OutH: 0, OutW: 15},
 		{Pad: 0, InH: 0, InW: 0, OutH: 1, OutW: 1},
 	} {
-		requireFails(t, nn.ErrShape, func() { b.UpscaleMasks(x, p) }, p)
+		nntest.RequireFails(t, nn.ErrShape, func() { b.UpscaleMasks(x, p) }, p)
 	}
-	requireFails(t, nn.ErrShape, func() { b.UpscaleMasks(b.Upload(make([]float32, 16), 1, 4, 4), ok) })
-	requireFails(t, nn.ErrShape, func() { b.UpscaleMasks(b.Upload(nil, 1, 1, 0, 4), ok) })
-	requireFails(t, ErrTensor, func() { b.UpscaleMasks(nil, ok) })
+	nntest.RequireFails(t, nn.ErrShape, func() { b.UpscaleMasks(b.Upload(make([]float32, 16), 1, 4, 4), ok) })
+	nntest.RequireFails(t, nn.ErrShape, func() { b.UpscaleMasks(b.Upload(nil, 1, 1, 0, 4), ok) })
+	nntest.RequireFails(t, ErrTensor, func() { b.UpscaleMasks(nil, ok) })
 }
 
 // maskDownsampler makes random weights for c1, c2, C channels.
@@ -170,7 +171,7 @@ func TestMaskDownsampleValidate(t *testing.T) {
 	b := New()
 	p, _ := maskDownsampler(b, 1, 4, 16, 32)
 	m := b.Upload(make([]float32, 2*16*16), 2, 16, 16)
-	require.NoError(t, opError(t, func() { b.MaskDownsample(m, p) }))
+	require.NoError(t, nntest.OpError(t, func() { b.MaskDownsample(m, p) }))
 	up := func(shape ...int) nn.Tensor { return b.Upload(make([]float32, nn.Numel(shape)), shape...) }
 	for name, mod := range map[string]func(q *nn.MaskDownsampler){
 		"conv1 in":   func(q *nn.MaskDownsampler) { q.Conv1W = up(4, 2, 2, 2) },
@@ -185,12 +186,12 @@ func TestMaskDownsampleValidate(t *testing.T) {
 	} {
 		q := *p
 		mod(&q)
-		requireFails(t, nn.ErrShape, func() { b.MaskDownsample(m, &q) }, name)
+		nntest.RequireFails(t, nn.ErrShape, func() { b.MaskDownsample(m, &q) }, name)
 	}
-	requireFails(t, nn.ErrShape, func() { b.MaskDownsample(up(2, 16, 16, 1), p) }, "rank")
-	requireFails(t, nn.ErrShape, func() { b.MaskDownsample(up(2, 3, 16), p) }, "too small")
-	requireFails(t, ErrTensor, func() { b.MaskDownsample(m, nil) }, "nil p")
+	nntest.RequireFails(t, nn.ErrShape, func() { b.MaskDownsample(up(2, 16, 16, 1), p) }, "rank")
+	nntest.RequireFails(t, nn.ErrShape, func() { b.MaskDownsample(up(2, 3, 16), p) }, "too small")
+	nntest.RequireFails(t, ErrTensor, func() { b.MaskDownsample(m, nil) }, "nil p")
 	q := *p
 	q.LN2W = nil
-	requireFails(t, ErrTensor, func() { b.MaskDownsample(m, &q) }, "nil weight")
+	nntest.RequireFails(t, ErrTensor, func() { b.MaskDownsample(m, &q) }, "nil weight")
 }

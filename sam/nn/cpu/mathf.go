@@ -200,12 +200,3 @@ func actCost(act nn.Act) int {
 	}
 	return 1
 }
-
-// checkAct fails on activations the backend does not know.
-func checkAct(op string, act nn.Act) {
-	switch act {
-	case nn.ActNone, nn.ActGELU, nn.ActReLU:
-	default:
-		nn.Fail(op, nn.ErrShape, "unsupported activation %v", act)
-	}
-}

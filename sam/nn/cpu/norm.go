@@ -22,9 +22,7 @@ func (b *Backend) LayerNorm(x, w, bias nn.Tensor, eps float32) nn.Tensor {
 func (b *Backend) AddLayerNorm(x, r, w, bias nn.Tensor, eps float32) (sum, norm nn.Tensor) {
 	const op = "AddLayerNorm"
 	xt, rt := tensor(op, "x", x), tensor(op, "r", r)
-	if !nn.SameShape(xt.shape, rt.shape) {
-		nn.Fail(op, nn.ErrShape, "x %s and r %s differ", shapeString(xt.shape), shapeString(rt.shape))
-	}
+	nn.CheckSameShape(op, "x", xt.shape, "r", rt.shape)
 	wd, bd := normParams(op, xt, w, bias)
 	s := b.newTensor(xt.shape...)
 	C := len(wd)
@@ -38,15 +36,11 @@ func (b *Backend) AddLayerNorm(x, r, w, bias nn.Tensor, eps float32) (sum, norm 
 	return s, n
 }
 
-// normParams validates x (..., C), w (C), b (C) and returns w and b.
+// normParams validates x (..., C), w (C), b (C) (nn.LayerNormShape) and
+// returns w and b.
 func normParams(op string, x *Tensor, w, bias nn.Tensor) (wd, bd []float32) {
 	wt, bt := tensor(op, "w", w), tensor(op, "b", bias)
-	if len(x.shape) < 1 || x.shape[len(x.shape)-1] < 1 {
-		nn.Fail(op, nn.ErrShape, "x %s has no channels to normalise", shapeString(x.shape))
-	}
-	C := x.shape[len(x.shape)-1]
-	checkShape(op, "w", wt, C)
-	checkShape(op, "b", bt, C)
+	nn.LayerNormShape(op, x.shape, wt.shape, bt.shape)
 	return wt.data, bt.data
 }
 

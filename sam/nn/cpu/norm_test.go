@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/nn"
+	"github.com/samgo/samgo/sam/nn/nntest"
 )
 
 // refLayerNorm normalises rows of C in float64.
@@ -88,9 +89,9 @@ func TestLayerNormValidate(t *testing.T) {
 		"AddLN r bcast": func() { b.AddLayerNorm(x, up(1, 8), w, w, 1e-5) },
 		"AddLN w size":  func() { b.AddLayerNorm(x, x, up(4), w, 1e-5) },
 	} {
-		requireFails(t, nn.ErrShape, f, name)
+		nntest.RequireFails(t, nn.ErrShape, f, name)
 	}
-	requireFails(t, ErrTensor, func() { b.LayerNorm(x, nil, w, 1e-5) }, "nil w")
-	requireFails(t, ErrTensor, func() { b.AddLayerNorm(x, foreign{[]int{4, 8}}, w, w, 1e-5) }, "foreign r")
-	require.NoError(t, opError(t, func() { b.LayerNorm(x, w, w, 1e-5) }))
+	nntest.RequireFails(t, ErrTensor, func() { b.LayerNorm(x, nil, w, 1e-5) }, "nil w")
+	nntest.RequireFails(t, ErrTensor, func() { b.AddLayerNorm(x, foreign{[]int{4, 8}}, w, w, 1e-5) }, "foreign r")
+	require.NoError(t, nntest.OpError(t, func() { b.LayerNorm(x, w, w, 1e-5) }))
 }

@@ -24,23 +24,9 @@ func (b *Backend) Attention(q, k, v nn.Tensor, heads int, rel *nn.RelPos) nn.Ten
 	c := b.begin(op)
 	defer c.end()
 	qt, kt, vt := c.input("q", q), c.input("k", k), c.input("v", v)
-	c.checkRank("q", qt, 3)
-	c.checkRank("k", kt, 3)
-	c.checkRank("v", vt, 3)
-	if heads < 1 {
-		nn.Fail(op, nn.ErrShape, "heads = %d", heads)
-	}
-	B, Nq, Cq := qt.shape[0], qt.shape[1], qt.shape[2]
-	Nk, Cv := kt.shape[1], vt.shape[2]
-	if kt.shape[0] != B || vt.shape[0] != B || kt.shape[2] != Cq || vt.shape[1] != Nk {
-		nn.Fail(op, nn.ErrShape, "q %s, k %s, v %s: want q (B, Nq, C), k (B, Nk, C), v (B, Nk, Cv)",
-			shapeString(qt.shape), shapeString(kt.shape), shapeString(vt.shape))
-	}
-	if Cq%heads != 0 || Cv%heads != 0 || Cq == 0 || Cv == 0 {
-		nn.Fail(op, nn.ErrShape, "q channels %d and v channels %d must be positive multiples of heads = %d", Cq, Cv, heads)
-	}
-	d, dv := Cq/heads, Cv/heads
-	relH, relW := c.checkRel(rel, Nq, Nk, d)
+	B, Nq, Nk, d, dv := nn.AttentionShape(qt.shape, kt.shape, vt.shape, heads)
+	Cq, Cv := heads*d, heads*dv
+	relH, relW := c.relTables(rel, Nq, Nk, d)
 	out := c.out(B, Nq, Cv)
 	c.attention(attnArgs{
 		B: B, Nq: Nq, Nk: Nk, heads: heads, d: d, dv: dv,
@@ -57,17 +43,10 @@ func (b *Backend) AttentionQKV(qkv nn.Tensor, heads int, rel *nn.RelPos) nn.Tens
 	c := b.begin(op)
 	defer c.end()
 	x := c.input("qkv", qkv)
-	c.checkRank("qkv", x, 3)
-	if heads < 1 {
-		nn.Fail(op, nn.ErrShape, "heads = %d", heads)
-	}
-	B, N, C3 := x.shape[0], x.shape[1], x.shape[2]
-	if C3%(3*heads) != 0 || C3 == 0 {
-		nn.Fail(op, nn.ErrShape, "qkv %s: channels must be a positive multiple of 3·heads = %d", shapeString(x.shape), 3*heads)
-	}
-	C := C3 / 3
-	d := C / heads
-	relH, relW := c.checkRel(rel, N, N, d)
+	B, N, d := nn.AttentionQKVShape(x.shape, heads)
+	C := heads * d // (B, N, 3·C): [q | k | v]
+	C3 := 3 * C
+	relH, relW := c.relTables(rel, N, N, d)
 	out := c.out(B, N, C)
 	c.attention(attnArgs{
 		B: B, Nq: N, Nk: N, heads: heads, d: d, dv: d,
@@ -77,18 +56,14 @@ func (b *Backend) AttentionQKV(qkv nn.Tensor, heads int, rel *nn.RelPos) nn.Tens
 	return out
 }
 
-// checkRel validates rel against Nq = Nk = QH·QW and head dim d and
-// returns its tables (nil, nil without rel).
-func (c *call) checkRel(rel *nn.RelPos, Nq, Nk, d int) (h, w *Tensor) {
+// relTables validates rel against Nq = Nk = QH·QW and head dim d
+// (nn.RelPosShape) and returns its tables (nil, nil without rel).
+func (c *call) relTables(rel *nn.RelPos, Nq, Nk, d int) (h, w *Tensor) {
 	if rel == nil {
 		return nil, nil
 	}
 	h, w = c.input("rel.H", rel.H), c.input("rel.W", rel.W)
-	if rel.QH < 1 || rel.QW < 1 || Nq != rel.QH*rel.QW || Nk != Nq {
-		nn.Fail(c.op, nn.ErrShape, "rel-pos grid %dx%d needs Nq = Nk = %d, have Nq %d, Nk %d", rel.QH, rel.QW, rel.QH*rel.QW, Nq, Nk)
-	}
-	c.checkShape("rel.H", h, 2*rel.QH-1, d)
-	c.checkShape("rel.W", w, 2*rel.QW-1, d)
+	nn.RelPosShape(c.op, rel, h.shape, w.shape, Nq, Nk, d)
 	return h, w
 }
 

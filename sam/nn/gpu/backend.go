@@ -327,17 +327,15 @@ func (c *call) copy2D(dst unsafe.Pointer, dpitch int64, src unsafe.Pointer, spit
 	c.check(cuda.Memcpy2DAsync(dst, dpitch, src, spitch, width, height, cuda.DeviceToDevice, c.b.stream))
 }
 
-// kernelAct maps an nn activation, failing on unknown ones as the CPU
-// backend does.
+// kernelAct maps an nn activation, failing on unknown ones
+// (nn.CheckAct).
 func (c *call) kernelAct(act nn.Act) bindings.Act {
+	nn.CheckAct(c.op, act)
 	switch act {
-	case nn.ActNone:
-		return bindings.ActNone
 	case nn.ActGELU:
 		return bindings.ActGELU
 	case nn.ActReLU:
 		return bindings.ActReLU
 	}
-	nn.Fail(c.op, nn.ErrShape, "unsupported activation %v", act)
-	return 0
+	return bindings.ActNone
 }

@@ -23,21 +23,11 @@ func (b *Backend) Linear(x, w, bias nn.Tensor, act nn.Act) nn.Tensor {
 	defer c.end()
 	xt, wt, bt := c.input("x", x), c.input("w", w), c.optInput("b", bias)
 	ka := c.kernelAct(act)
-	if len(xt.shape) < 1 {
-		nn.Fail(op, nn.ErrShape, "x is a scalar")
-	}
-	K := xt.shape[len(xt.shape)-1]
-	c.checkRank("w", wt, 2)
-	N := wt.shape[0]
-	if wt.shape[1] != K || K == 0 {
-		nn.Fail(op, nn.ErrShape, "x %s and w %s: want w (N, %d) with K ≥ 1", shapeString(xt.shape), shapeString(wt.shape), K)
-	}
+	shape, M, K, N := nn.LinearShape(xt.shape, wt.shape)
 	if bt != nil {
-		c.checkShape("b", bt, N)
+		nn.CheckShape(op, "b", bt.shape, N)
 	}
-	outShape := append(append([]int(nil), xt.shape[:len(xt.shape)-1]...), N)
-	out := c.out(outShape...)
-	M := xt.numel() / K
+	out := c.out(shape...)
 	if M == 0 || N == 0 {
 		return out
 	}
@@ -58,14 +48,8 @@ func (b *Backend) MatMulT(a, bm nn.Tensor) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	at, bt := c.input("a", a), c.input("b", bm)
-	c.checkRank("a", at, 3)
-	c.checkRank("b", bt, 3)
-	B, M, K := at.shape[0], at.shape[1], at.shape[2]
-	N := bt.shape[1]
-	if bt.shape[0] != B || bt.shape[2] != K || K == 0 {
-		nn.Fail(op, nn.ErrShape, "a %s and b %s: want b (%d, N, %d) with K ≥ 1", shapeString(at.shape), shapeString(bt.shape), B, K)
-	}
-	out := c.out(B, M, N)
+	shape, B, M, N, K := nn.MatMulTShape(at.shape, bt.shape)
+	out := c.out(shape...)
 	if B == 0 || M == 0 || N == 0 {
 		return out
 	}
@@ -89,21 +73,9 @@ func (b *Backend) Conv2D(x, w, bias nn.Tensor, stride, pad int) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	xt, wt, bt := c.input("x", x), c.input("w", w), c.optInput("b", bias)
-	c.checkRank("x", xt, 4)
-	c.checkRank("w", wt, 4)
-	H, W, Cin := xt.shape[1], xt.shape[2], xt.shape[3]
-	Cout, k := wt.shape[0], wt.shape[2]
-	if wt.shape[1] != Cin || wt.shape[3] != k || k < 1 || Cin < 1 {
-		nn.Fail(op, nn.ErrShape, "x %s and w %s: want w (Cout, %d, k, k), k ≥ 1", shapeString(xt.shape), shapeString(wt.shape), Cin)
-	}
-	if stride < 1 || pad < 0 {
-		nn.Fail(op, nn.ErrShape, "stride %d, pad %d: want stride ≥ 1, pad ≥ 0", stride, pad)
-	}
-	if H+2*pad < k || W+2*pad < k {
-		nn.Fail(op, nn.ErrShape, "kernel %d larger than the padded map %dx%d (pad %d)", k, H, W, pad)
-	}
+	_, Cout, _ := nn.Conv2DShape(xt.shape, wt.shape, stride, pad) // conv2d allocates the result
 	if bt != nil {
-		c.checkShape("b", bt, Cout)
+		nn.CheckShape(op, "b", bt.shape, Cout)
 	}
 	return c.conv2d(xt, wt, bt, stride, pad)
 }
@@ -161,17 +133,12 @@ func (b *Backend) ConvTranspose2D(x, w, bias nn.Tensor, k int) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	xt, wt, bt := c.input("x", x), c.input("w", w), c.optInput("b", bias)
-	c.checkRank("x", xt, 4)
-	c.checkRank("w", wt, 4)
-	B, H, W, Cin := xt.shape[0], xt.shape[1], xt.shape[2], xt.shape[3]
-	Cout := wt.shape[1]
-	if k < 1 || wt.shape[0] != Cin || wt.shape[2] != k || wt.shape[3] != k || Cin < 1 {
-		nn.Fail(op, nn.ErrShape, "x %s, w %s, k %d: want w (%d, Cout, %d, %d)", shapeString(xt.shape), shapeString(wt.shape), k, Cin, k, k)
-	}
+	shape, Cout := nn.ConvTranspose2DShape(xt.shape, wt.shape, k)
 	if bt != nil {
-		c.checkShape("b", bt, Cout)
+		nn.CheckShape(op, "b", bt.shape, Cout)
 	}
-	out := c.out(B, H*k, W*k, Cout)
+	out := c.out(shape...) // (B, H·k, W·k, Cout)
+	B, H, W, Cin := xt.shape[0], xt.shape[1], xt.shape[2], xt.shape[3]
 	if out.numel() == 0 {
 		return out
 	}

@@ -3,7 +3,6 @@
 package gpu
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -181,31 +180,6 @@ func nmseOf(want, got []float32) float64 {
 		return math.Inf(1)
 	}
 	return num / den
-}
-
-// opError runs f and returns the *nn.Error it fails with (nil if none).
-func opError(t *testing.T, f func()) (err error) {
-	t.Helper()
-	defer func() {
-		if r := recover(); r != nil {
-			t.Fatalf("panic that is not an *nn.Error: %v", r)
-		}
-	}()
-	func() {
-		defer nn.Catch(&err)
-		f()
-	}()
-	return err
-}
-
-// requireFails checks that f fails with an *nn.Error wrapping target.
-func requireFails(t *testing.T, target error, f func(), msgAndArgs ...any) {
-	t.Helper()
-	err := opError(t, f)
-	require.Error(t, err, msgAndArgs...)
-	var ne *nn.Error
-	require.True(t, errors.As(err, &ne), "want *nn.Error, got %T: %v", err, err)
-	require.ErrorIs(t, err, target, msgAndArgs...)
 }
 
 // foreign is a tensor of some other backend.

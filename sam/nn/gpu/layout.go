@@ -20,18 +20,13 @@ func (b *Backend) WindowPartition(x nn.Tensor, win int) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	xt := c.input("x", x)
-	c.checkRank("x", xt, 4)
-	if win < 1 {
-		nn.Fail(op, nn.ErrShape, "window %d", win)
-	}
-	B, H, W, C := xt.shape[0], xt.shape[1], xt.shape[2], xt.shape[3]
-	nh, nw := (H+win-1)/win, (W+win-1)/win
-	out := c.out(B*nh*nw, win*win, C)
+	d := nn.WindowPartitionShape(xt.shape, win)
+	out := c.out(d.Windows()...)
 	if out.numel() == 0 {
 		return out
 	}
 	c.check(bindings.Window(&bindings.WindowParams{
-		DType: b.dtype, In: xt.ptr(), Out: out.ptr(), Batch: B, H: H, W: W, C: C, Win: win,
+		DType: b.dtype, In: xt.ptr(), Out: out.ptr(), Batch: d.B, H: d.H, W: d.W, C: d.C, Win: win,
 	}, c.s))
 	return out
 }
@@ -43,23 +38,13 @@ func (b *Backend) WindowUnpartition(x nn.Tensor, win, h, w int) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	xt := c.input("x", x)
-	c.checkRank("x", xt, 3)
-	if win < 1 || h < 1 || w < 1 {
-		nn.Fail(op, nn.ErrShape, "window %d, map %dx%d", win, h, w)
-	}
-	nh, nw := (h+win-1)/win, (w+win-1)/win
-	C := xt.shape[2]
-	if xt.shape[1] != win*win || xt.shape[0]%(nh*nw) != 0 {
-		nn.Fail(op, nn.ErrShape, "x %s: want (B·%d, %d, C) for window %d of a %dx%d map",
-			shapeString(xt.shape), nh*nw, win*win, win, h, w)
-	}
-	B := xt.shape[0] / (nh * nw)
-	out := c.out(B, h, w, C)
+	d := nn.WindowUnpartitionShape(xt.shape, win, h, w)
+	out := c.out(d.Map()...)
 	if out.numel() == 0 {
 		return out
 	}
 	c.check(bindings.Window(&bindings.WindowParams{
-		DType: b.dtype, In: xt.ptr(), Out: out.ptr(), Batch: B, H: h, W: w, C: C, Win: win, Reverse: true,
+		DType: b.dtype, In: xt.ptr(), Out: out.ptr(), Batch: d.B, H: h, W: w, C: d.C, Win: win, Reverse: true,
 	}, c.s))
 	return out
 }
@@ -71,15 +56,7 @@ func (b *Backend) Add(a, bm nn.Tensor) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	at, bt := c.input("a", a), c.input("b", bm)
-	f := 0
-	for f < len(bt.shape) && bt.shape[f] == 1 {
-		f++
-	}
-	off := len(at.shape) - len(bt.shape)
-	if off < 0 || !nn.SameShape(bt.shape[f:], at.shape[off+f:]) {
-		nn.Fail(op, nn.ErrShape, "b %s does not broadcast to a %s", shapeString(bt.shape), shapeString(at.shape))
-	}
-	out := c.out(at.shape...)
+	out := c.out(nn.AddShape(at.shape, bt.shape)...)
 	n, nb := at.numel(), bt.numel()
 	if n == 0 || nb == 0 {
 		return out
@@ -128,32 +105,14 @@ func (b *Backend) Concat(axis int, ts ...nn.Tensor) nn.Tensor {
 	const op = "Concat"
 	c := b.begin(op)
 	defer c.end()
-	if len(ts) == 0 {
-		nn.Fail(op, nn.ErrShape, "no tensors")
-	}
 	xs := make([]*Tensor, len(ts))
+	shapes := make([][]int, len(ts))
 	for i, t := range ts {
 		xs[i] = c.input("tensor", t)
+		shapes[i] = xs[i].shape
 	}
-	ref := xs[0].shape
-	if axis < 0 || axis >= len(ref) {
-		nn.Fail(op, nn.ErrShape, "axis %d of a rank-%d tensor", axis, len(ref))
-	}
-	shape := append([]int(nil), ref...)
-	shape[axis] = 0
-	for _, x := range xs {
-		if len(x.shape) != len(ref) {
-			nn.Fail(op, nn.ErrShape, "ranks differ: %s and %s", shapeString(ref), shapeString(x.shape))
-		}
-		for d := range ref {
-			if d != axis && x.shape[d] != ref[d] {
-				nn.Fail(op, nn.ErrShape, "shapes %s and %s differ outside axis %d", shapeString(ref), shapeString(x.shape), axis)
-			}
-		}
-		shape[axis] += x.shape[axis]
-	}
-	out := c.out(shape...)
-	outer := nn.Numel(ref[:axis])
+	out := c.out(nn.ConcatShape(axis, shapes...)...)
+	outer := nn.Numel(out.shape[:axis])
 	if out.numel() == 0 || outer == 0 {
 		return out
 	}
@@ -175,19 +134,11 @@ func (b *Backend) Slice(x nn.Tensor, axis, start, end int) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	xt := c.tensor("x", x) // any precision: a copy keeps it
-	if axis < 0 || axis >= len(xt.shape) {
-		nn.Fail(op, nn.ErrShape, "axis %d of %s", axis, shapeString(xt.shape))
-	}
-	dim := xt.shape[axis]
-	if start < 0 || start > end || end > dim {
-		nn.Fail(op, nn.ErrShape, "[%d, %d) of axis %d of %s", start, end, axis, shapeString(xt.shape))
-	}
-	shape := append([]int(nil), xt.shape...)
-	shape[axis] = end - start
-	out := c.newTensor(xt.dtype, shape...)
+	out := c.newTensor(xt.dtype, nn.SliceShape(xt.shape, axis, start, end)...)
 	if out.numel() == 0 {
 		return out
 	}
+	dim := xt.shape[axis]
 	es := xt.dtype.Size()
 	outer := int64(nn.Numel(xt.shape[:axis]))
 	inner := int64(nn.Numel(xt.shape[axis+1:]))
@@ -203,10 +154,7 @@ func (b *Backend) Repeat(x nn.Tensor, n int) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	xt := c.tensor("x", x)
-	if len(xt.shape) < 1 || xt.shape[0] != 1 || n < 0 {
-		nn.Fail(op, nn.ErrShape, "x %s, n %d: want x (1, ...) and n ≥ 0", shapeString(xt.shape), n)
-	}
-	out := c.newTensor(xt.dtype, append([]int{n}, xt.shape[1:]...)...)
+	out := c.newTensor(xt.dtype, nn.RepeatShape(xt.shape, n)...)
 	m := int64(xt.numel()) * xt.dtype.Size()
 	if n == 0 || m == 0 {
 		return out
@@ -227,13 +175,7 @@ func (b *Backend) Transpose(x nn.Tensor) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	xt := c.input("x", x)
-	r := len(xt.shape)
-	if r < 2 {
-		nn.Fail(op, nn.ErrShape, "x %s has fewer than two dims", shapeString(xt.shape))
-	}
-	M, N := xt.shape[r-2], xt.shape[r-1]
-	shape := append([]int(nil), xt.shape...)
-	shape[r-2], shape[r-1] = N, M
+	shape, M, N := nn.TransposeShape(xt.shape)
 	out := c.out(shape...)
 	if out.numel() == 0 {
 		return out

@@ -21,39 +21,23 @@ func (b *Backend) MaskDownsample(masks nn.Tensor, p *nn.MaskDownsampler) nn.Tens
 	c := b.begin(op)
 	defer c.end()
 	m := c.input("masks", masks)
-	c.checkRank("masks", m, 3)
 	if p == nil {
 		nn.Fail(op, ErrTensor, "no weights")
 	}
+	c1w, c1b, ln1w, ln1b := c.input("Conv1W", p.Conv1W), c.input("Conv1B", p.Conv1B), c.input("LN1W", p.LN1W), c.input("LN1B", p.LN1B)
+	c2w, c2b, ln2w, ln2b := c.input("Conv2W", p.Conv2W), c.input("Conv2B", p.Conv2B), c.input("LN2W", p.LN2W), c.input("LN2B", p.LN2B)
+	c3w, c3b := c.input("Conv3W", p.Conv3W), c.input("Conv3B", p.Conv3B)
+	shape, c1, c2, C := nn.MaskDownsampleShape(m.shape, nn.MaskDownsamplerShapes{
+		Conv1W: c1w.shape, Conv1B: c1b.shape, LN1W: ln1w.shape, LN1B: ln1b.shape,
+		Conv2W: c2w.shape, Conv2B: c2b.shape, LN2W: ln2w.shape, LN2B: ln2b.shape,
+		Conv3W: c3w.shape, Conv3B: c3b.shape,
+	})
 	B, H, W := m.shape[0], m.shape[1], m.shape[2]
-	if H < 4 || W < 4 {
-		nn.Fail(op, nn.ErrShape, "masks %s: want H, W ≥ 4", shapeString(m.shape))
-	}
-	c1w := c.input("Conv1W", p.Conv1W)
-	c.checkRank("Conv1W", c1w, 4)
-	c1 := c1w.shape[0]
-	c.checkShape("Conv1W", c1w, c1, 1, 2, 2)
-	c2w := c.input("Conv2W", p.Conv2W)
-	c.checkRank("Conv2W", c2w, 4)
-	c2 := c2w.shape[0]
-	c.checkShape("Conv2W", c2w, c2, c1, 2, 2)
-	c3w := c.input("Conv3W", p.Conv3W)
-	c.checkRank("Conv3W", c3w, 4)
-	C := c3w.shape[0]
-	c.checkShape("Conv3W", c3w, C, c2, 1, 1)
-	vec := func(name string, t nn.Tensor, n int) *Tensor {
-		x := c.input(name, t)
-		c.checkShape(name, x, n)
-		return x
-	}
-	c1b, ln1w, ln1b := vec("Conv1B", p.Conv1B, c1), vec("LN1W", p.LN1W, c1), vec("LN1B", p.LN1B, c1)
-	c2b, ln2w, ln2b := vec("Conv2B", p.Conv2B, c2), vec("LN2W", p.LN2W, c2), vec("LN2B", p.LN2B, c2)
-	c3b := vec("Conv3B", p.Conv3B, C)
 
 	if H%4 != 0 || W%4 != 0 || B == 0 {
 		return c.maskDownsampleUnfused(m, c1w, c1b, ln1w, ln1b, c2w, c2b, ln2w, ln2b, c3w, c3b, p.Eps)
 	}
-	out := c.out(B, H/4, W/4, C)
+	out := c.out(shape...) // (B, H/4, W/4, C)
 	kp := bindings.MaskDownsampleParams{
 		DType: b.dtype, Mask: m.ptr(), Out: out.ptr(),
 		Batch: B, H: H, W: W, C1: c1, C2: c2, C: C,
@@ -97,12 +81,8 @@ func (b *Backend) UpscaleMasks(logits nn.Tensor, p nn.MaskUpscale) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	x := c.tensor("logits", logits) // the kernel reads either precision
-	c.checkRank("logits", x, 4)
+	out := c.newTensor(bindings.F32, nn.UpscaleMasksShape(x.shape, p)...)
 	B, M, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-	if h < 1 || w < 1 || p.InH < 1 || p.InW < 1 || p.InH > p.Pad || p.InW > p.Pad || p.OutH < 1 || p.OutW < 1 {
-		nn.Fail(op, nn.ErrShape, "logits %s with %+v: want h, w ≥ 1, 1 ≤ InH, InW ≤ Pad, OutH, OutW ≥ 1", shapeString(x.shape), p)
-	}
-	out := c.newTensor(bindings.F32, B, M, p.OutH, p.OutW)
 	if B*M == 0 {
 		return out
 	}

@@ -28,24 +28,17 @@ func (b *Backend) AddLayerNorm(x, r, w, bias nn.Tensor, eps float32) (sum, norm 
 	c := b.begin(op)
 	defer c.end()
 	xt, rt := c.input("x", x), c.input("r", r)
-	if !nn.SameShape(xt.shape, rt.shape) {
-		nn.Fail(op, nn.ErrShape, "x %s and r %s differ", shapeString(xt.shape), shapeString(rt.shape))
-	}
+	nn.CheckSameShape(op, "x", xt.shape, "r", rt.shape)
 	wt, bt := c.normParams(xt, w, bias)
 	s, n := c.out(xt.shape...), c.out(xt.shape...)
 	c.layerNorm(xt, rt, s, n, wt, bt, eps)
 	return s, n
 }
 
-// normParams validates x (..., C), w (C), b (C).
+// normParams validates x (..., C), w (C), b (C) (nn.LayerNormShape).
 func (c *call) normParams(x *Tensor, w, bias nn.Tensor) (wt, bt *Tensor) {
 	wt, bt = c.input("w", w), c.input("b", bias)
-	if len(x.shape) < 1 || x.shape[len(x.shape)-1] < 1 {
-		nn.Fail(c.op, nn.ErrShape, "x %s has no channels to normalise", shapeString(x.shape))
-	}
-	C := x.shape[len(x.shape)-1]
-	c.checkShape("w", wt, C)
-	c.checkShape("b", bt, C)
+	nn.LayerNormShape(c.op, x.shape, wt.shape, bt.shape)
 	return wt, bt
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/samgo/samgo/bindings"
 	"github.com/samgo/samgo/sam/nn"
+	"github.com/samgo/samgo/sam/nn/nntest"
 )
 
 // Every op against the CPU backend, on the shapes SAM uses and on odd ones.
@@ -431,30 +432,30 @@ func TestReshapeAndRelease(t *testing.T) {
 	require.Equal(t, []float32{1, 2, 3, 4, 5, 6}, g.Download(w), "views keep the memory")
 	g.Release(v, w, w)
 	require.Equal(t, base, g.MemoryInUse(), "the last view returns the memory")
-	requireFails(t, ErrTensor, func() { g.Download(w) })
-	requireFails(t, nn.ErrShape, func() { g.Reshape(g.Upload(make([]float32, 6), 6), 4) })
+	nntest.RequireFails(t, ErrTensor, func() { g.Download(w) })
+	nntest.RequireFails(t, nn.ErrShape, func() { g.Reshape(g.Upload(make([]float32, 6), 6), 4) })
 }
 
 func TestErrors(t *testing.T) {
 	g := gpuOrSkip(t, "fp32")
 	x := g.Upload(make([]float32, 12), 3, 4)
 	w := g.Upload(make([]float32, 10), 2, 5)
-	requireFails(t, nn.ErrShape, func() { g.Linear(x, w, nil, nn.ActNone) })
-	requireFails(t, nn.ErrShape, func() { g.Upload(make([]float32, 5), 2, 3) })
-	requireFails(t, nn.ErrShape, func() { g.Activation(x, nn.Act(42)) })
-	requireFails(t, nn.ErrShape, func() { g.Attention(x, x, x, 0, nil) })
-	requireFails(t, nn.ErrShape, func() { g.Slice(x, 1, 3, 5) })
-	requireFails(t, ErrTensor, func() { g.Add(x, foreign{[]int{3, 4}}) })
-	requireFails(t, ErrTensor, func() { g.Add(x, nil) })
+	nntest.RequireFails(t, nn.ErrShape, func() { g.Linear(x, w, nil, nn.ActNone) })
+	nntest.RequireFails(t, nn.ErrShape, func() { g.Upload(make([]float32, 5), 2, 3) })
+	nntest.RequireFails(t, nn.ErrShape, func() { g.Activation(x, nn.Act(42)) })
+	nntest.RequireFails(t, nn.ErrShape, func() { g.Attention(x, x, x, 0, nil) })
+	nntest.RequireFails(t, nn.ErrShape, func() { g.Slice(x, 1, 3, 5) })
+	nntest.RequireFails(t, ErrTensor, func() { g.Add(x, foreign{[]int{3, 4}}) })
+	nntest.RequireFails(t, ErrTensor, func() { g.Add(x, nil) })
 	// Out of memory is an error wrapping nn.ErrOutOfMemory, and the
 	// backend stays usable.
 	one := g.Upload(make([]float32, 1<<20), 1, 1<<20)
-	requireFails(t, nn.ErrOutOfMemory, func() { g.Repeat(one, 1<<22) }) // 16 TiB
+	nntest.RequireFails(t, nn.ErrOutOfMemory, func() { g.Repeat(one, 1<<22) }) // 16 TiB
 	y := g.Activation(x, nn.ActReLU)
 	require.Len(t, g.Download(y), 12)
 	g.Release(x, w, one, y)
 	require.NoError(t, g.Close())
-	requireFails(t, ErrClosed, func() { g.Upload([]float32{1}, 1) })
+	nntest.RequireFails(t, ErrClosed, func() { g.Upload([]float32{1}, 1) })
 }
 
 func TestNewErrors(t *testing.T) {

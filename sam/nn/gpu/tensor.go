@@ -4,7 +4,6 @@ package gpu
 
 import (
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -40,7 +39,7 @@ func (t *Tensor) Shape() []int { return t.shape }
 func (t *Tensor) DType() bindings.DType { return t.dtype }
 
 func (t *Tensor) String() string {
-	return fmt.Sprintf("gpu.Tensor%s %s cuda:%d", shapeString(t.shape), t.dtype, t.dev)
+	return fmt.Sprintf("gpu.Tensor%s %s cuda:%d", nn.ShapeString(t.shape), t.dtype, t.dev)
 }
 
 // ptr returns the device address of element 0 (nil without elements).
@@ -58,14 +57,6 @@ func (t *Tensor) at(i int64) unsafe.Pointer {
 
 func (t *Tensor) numel() int { return nn.Numel(t.shape) }
 
-func shapeString(s []int) string {
-	parts := make([]string, len(s))
-	for i, d := range s {
-		parts[i] = fmt.Sprint(d)
-	}
-	return "(" + strings.Join(parts, ", ") + ")"
-}
-
 // tensor unwraps an argument, failing with ErrTensor on nil, foreign,
 // other-device and released tensors. Its dtype may differ from the
 // backend's (see input).
@@ -78,7 +69,7 @@ func (c *call) tensor(name string, t nn.Tensor) *Tensor {
 		nn.Fail(c.op, ErrTensor, "%s is a %T, not a tensor of the cuda backend", name, t)
 	}
 	if gt.released.Load() {
-		nn.Fail(c.op, ErrTensor, "%s %s used after Release", name, shapeString(gt.shape))
+		nn.Fail(c.op, ErrTensor, "%s %s used after Release", name, nn.ShapeString(gt.shape))
 	}
 	if gt.dev != c.b.dev {
 		nn.Fail(c.op, ErrTensor, "%s lives on cuda:%d, the backend on cuda:%d", name, gt.dev, c.b.dev)
@@ -134,7 +125,7 @@ func (c *call) out(shape ...int) *Tensor { return c.newTensor(c.b.dtype, shape..
 // alloc allocates a tensor from the pool, failing op with an error that
 // wraps nn.ErrOutOfMemory when the device is full.
 func (b *Backend) alloc(op string, dtype bindings.DType, shape []int) *Tensor {
-	checkDims(op, shape)
+	nn.CheckDims(op, shape)
 	t := &Tensor{shape: append([]int(nil), shape...), dtype: dtype, dev: b.dev}
 	n := int64(nn.Numel(shape)) * dtype.Size()
 	if n == 0 {
@@ -142,34 +133,11 @@ func (b *Backend) alloc(op string, dtype bindings.DType, shape []int) *Tensor {
 	}
 	mem, err := b.pool.Alloc(n)
 	if err != nil {
-		nn.Fail(op, err, "%s tensor %s", dtype, shapeString(shape))
+		nn.Fail(op, err, "%s tensor %s", dtype, nn.ShapeString(shape))
 	}
 	t.buf = &devBuf{mem: mem, pool: b.pool}
 	t.buf.refs.Store(1)
 	return t
-}
-
-// checkDims validates a shape given by the caller (no negative dims).
-func checkDims(op string, shape []int) {
-	for _, d := range shape {
-		if d < 0 {
-			nn.Fail(op, nn.ErrShape, "negative dimension in %s", shapeString(shape))
-		}
-	}
-}
-
-// checkShape fails unless t has exactly the given dims.
-func (c *call) checkShape(name string, t *Tensor, dims ...int) {
-	if !nn.SameShape(t.shape, dims) {
-		nn.Fail(c.op, nn.ErrShape, "%s is %s, want %s", name, shapeString(t.shape), shapeString(dims))
-	}
-}
-
-// checkRank fails unless t has rank dims.
-func (c *call) checkRank(name string, t *Tensor, rank int) {
-	if len(t.shape) != rank {
-		nn.Fail(c.op, nn.ErrShape, "%s is %s, want rank %d", name, shapeString(t.shape), rank)
-	}
 }
 
 // Upload copies host data into a new tensor, converting it to bfloat16 on
@@ -187,10 +155,7 @@ func (b *Backend) UploadWeight(data []float32, shape ...int) nn.Tensor {
 func (b *Backend) upload(op string, data []float32, shape []int) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
-	checkDims(op, shape)
-	if n := nn.Numel(shape); len(data) != n {
-		nn.Fail(op, nn.ErrShape, "%d values for shape %s (%d elements)", len(data), shapeString(shape), n)
-	}
+	nn.UploadShape(op, len(data), shape)
 	t := c.out(shape...)
 	n := len(data)
 	if n == 0 {
@@ -234,10 +199,7 @@ func (b *Backend) Reshape(t nn.Tensor, shape ...int) nn.Tensor {
 	c := b.begin(op)
 	defer c.end()
 	x := c.tensor("t", t)
-	checkDims(op, shape)
-	if nn.Numel(shape) != x.numel() {
-		nn.Fail(op, nn.ErrShape, "cannot view %s as %s", shapeString(x.shape), shapeString(shape))
-	}
+	nn.ReshapeShape(x.shape, shape)
 	v := &Tensor{shape: append([]int(nil), shape...), dtype: x.dtype, dev: x.dev, buf: x.buf}
 	if v.buf != nil {
 		v.buf.refs.Add(1)
