@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -129,7 +130,7 @@ func TestAMGParity(t *testing.T) {
 					seg, ok := got.Segmentation.(amg.RLE)
 					require.True(t, ok, "%s: segmentation %T", where, got.Segmentation)
 					require.Equal(t, want.Segmentation.Size, seg.Size, where)
-					if !slicesEqual(want.Segmentation.Counts, seg.Counts) {
+					if !slices.Equal(want.Segmentation.Counts, seg.Counts) {
 						iou := rleIoU(t, want.Segmentation, seg)
 						t.Logf("%s: RLE differs, mask IoU %.5f", where, iou)
 						require.GreaterOrEqual(t, iou, 0.98, where)
@@ -139,18 +140,6 @@ func TestAMGParity(t *testing.T) {
 			}
 		})
 	}
-}
-
-func slicesEqual[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // demoAMGReference is the "amg" part of testdata/demo/reference.json.
@@ -204,11 +193,9 @@ func TestAMGDemoModel(t *testing.T) {
 		scenes = []int{2}
 	}
 	for _, k := range scenes {
-		name := fmt.Sprintf("scene_%d", k)
+		name, img, _ := demoScene(t, k)
 		sc := ref.Scenes[name]
 		require.NotEmpty(t, sc.AMG, name)
-		img, err := imgproc.Load(fixturePath("demo", name+".png"))
-		require.NoError(t, err)
 		for _, want := range sc.AMG {
 			opts := amg.DefaultOptions()
 			opts.PointsPerSide = want.PointsPerSide

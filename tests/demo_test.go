@@ -65,12 +65,8 @@ func TestDemoModelSegmentsScenes(t *testing.T) {
 	var sumOurs, sumRef, sumBoxOurs, sumBoxRef float64
 	var n int
 	for k := range 3 {
-		name := fmt.Sprintf("scene_%d", k)
+		name, img, labels := demoScene(t, k)
 		sc := ref.Scenes[name]
-		img, err := imgproc.Load(fixturePath("demo", name+".png"))
-		require.NoError(t, err)
-		labels, err := imgproc.Load(fixturePath("demo", name+"_objects.png"))
-		require.NoError(t, err)
 		require.Equal(t, [2]int{sc.Width, sc.Height}, [2]int{img.W, img.H})
 
 		p := sam.NewPredictor(m)
@@ -78,10 +74,7 @@ func TestDemoModelSegmentsScenes(t *testing.T) {
 		require.Equal(t, sc.InputSize, [2]int{p.Embedding().InputH, p.Embedding().InputW})
 
 		for _, obj := range sc.Objects {
-			gt := make([]bool, img.W*img.H)
-			for i := range gt {
-				gt[i] = int(labels.Pix[3*i]) == obj.ID
-			}
+			gt := objectMask(labels, obj.ID)
 			pt, err := p.Predict(context.Background(), sam.Prompt{
 				Points: []sam.Point{{X: obj.Point[0], Y: obj.Point[1], Label: 1}}, Multimask: true})
 			require.NoError(t, err)
@@ -117,6 +110,27 @@ func TestDemoModelSegmentsScenes(t *testing.T) {
 		n, sumOurs/float64(n), sumRef/float64(n), sumBoxOurs/float64(n), sumBoxRef/float64(n))
 	require.InDelta(t, sumRef/float64(n), sumOurs/float64(n), 1e-3)
 	require.InDelta(t, sumBoxRef/float64(n), sumBoxOurs/float64(n), 1e-3)
+}
+
+// demoScene loads scene k of the demo model: its name, image and label
+// image (pixel value = object id).
+func demoScene(t testing.TB, k int) (name string, img, labels *imgproc.RGB) {
+	t.Helper()
+	name = fmt.Sprintf("scene_%d", k)
+	img, err := imgproc.Load(fixturePath("demo", name+".png"))
+	require.NoError(t, err)
+	labels, err = imgproc.Load(fixturePath("demo", name+"_objects.png"))
+	require.NoError(t, err)
+	return name, img, labels
+}
+
+// objectMask is the ground-truth mask of object id in a label image.
+func objectMask(labels *imgproc.RGB, id int) []bool {
+	gt := make([]bool, labels.W*labels.H)
+	for i := range gt {
+		gt[i] = int(labels.Pix[3*i]) == id
+	}
+	return gt
 }
 
 func demoConfig(t testing.TB) *sam.Config {

@@ -273,20 +273,13 @@ func checkDemoBF16(t *testing.T, b nn.Backend) {
 	var sumOurs, sumRef float64
 	var n int
 	for k := range 3 {
-		name := fmt.Sprintf("scene_%d", k)
+		name, img, labels := demoScene(t, k)
 		sc := ref.Scenes[name]
-		img, err := imgproc.Load(fixturePath("demo", name+".png"))
-		require.NoError(t, err)
-		labels, err := imgproc.Load(fixturePath("demo", name+"_objects.png"))
-		require.NoError(t, err)
 		gp, cp := sam.NewPredictor(gm), sam.NewPredictor(cm)
 		require.NoError(t, gp.SetImage(context.Background(), img))
 		require.NoError(t, cp.SetImage(context.Background(), img))
 		for _, obj := range sc.Objects {
-			gt := make([]bool, img.W*img.H)
-			for i := range gt {
-				gt[i] = int(labels.Pix[3*i]) == obj.ID
-			}
+			gt := objectMask(labels, obj.ID)
 			pr := sam.Prompt{Points: []sam.Point{{X: obj.Point[0], Y: obj.Point[1], Label: 1}}, Multimask: true}
 			g, err := gp.Predict(context.Background(), pr)
 			require.NoError(t, err)
