@@ -162,10 +162,7 @@ func embedMany(mf *modelFlags, fs *flag.FlagSet, files []string, outDir, devices
 	if err != nil {
 		return err
 	}
-	if mf.checkpoint == "" {
-		return usageErr(fs, "-checkpoint is required")
-	}
-	cfg, err := mf.resolveConfig(stderr)
+	cfg, err := mf.checkpointConfig(fs, stderr)
 	if err != nil {
 		return err
 	}

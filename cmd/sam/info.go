@@ -35,10 +35,7 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if mf.checkpoint == "" {
-		return usageErr(fs, "-checkpoint is required")
-	}
-	cfg, err := mf.resolveConfig(stderr)
+	cfg, err := mf.checkpointConfig(fs, stderr)
 	if err != nil {
 		return err
 	}

@@ -54,12 +54,18 @@ func (m *modelFlags) resolveConfig(stderr io.Writer) (*sam.Config, error) {
 	return &c, nil
 }
 
-// load opens the backend and loads the model.
-func (m *modelFlags) load(fs *flag.FlagSet, stderr io.Writer) (*sam.Model, error) {
+// checkpointConfig requires -checkpoint and settles the config to load it
+// with (nil: infer from the shapes).
+func (m *modelFlags) checkpointConfig(fs *flag.FlagSet, stderr io.Writer) (*sam.Config, error) {
 	if m.checkpoint == "" {
 		return nil, usageErr(fs, "-checkpoint is required")
 	}
-	cfg, err := m.resolveConfig(stderr)
+	return m.resolveConfig(stderr)
+}
+
+// load opens the backend and loads the model.
+func (m *modelFlags) load(fs *flag.FlagSet, stderr io.Writer) (*sam.Model, error) {
+	cfg, err := m.checkpointConfig(fs, stderr)
 	if err != nil {
 		return nil, err
 	}
