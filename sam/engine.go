@@ -164,10 +164,13 @@ func NewEngine(checkpoint string, opts EngineOptions) (*Engine, error) {
 	var skipped []string
 	fail := func(err error) (*Engine, error) {
 		for _, m := range models {
-			m.Close()
+			closeModel(m)
 		}
 		return nil, err
 	}
+	// need is what a device must have free: the weights and one image's
+	// activations (settled once, on the first GPU).
+	var need int64
 	for _, spec := range devs {
 		threads := opts.Threads
 		kind, idx, err := nn.ParseDevice(spec)
@@ -179,15 +182,18 @@ func NewEngine(checkpoint string, opts EngineOptions) (*Engine, error) {
 		}
 		if kind != "cpu" {
 			if free, ok := freeMemory(kind, idx); ok {
-				cfg, err := engineConfig(checkpoint, opts.Config)
-				if err != nil {
-					return fail(err)
+				if need == 0 {
+					cfg, err := engineConfig(checkpoint, opts.Config)
+					if err != nil {
+						return fail(err)
+					}
+					elem := 4
+					if opts.Precision == "bf16" {
+						elem = 2
+					}
+					need = cfg.WeightBytes(elem) + cfg.EncoderBytesPerImage(elem)
 				}
-				elem := 4
-				if opts.Precision == "bf16" {
-					elem = 2
-				}
-				if need := cfg.WeightBytes(elem) + cfg.EncoderBytesPerImage(elem); free < need {
+				if free < need {
 					skipped = append(skipped, fmt.Sprintf("%s (%d MiB free, needs %d MiB)", spec, free>>20, need>>20))
 					continue
 				}
@@ -199,6 +205,7 @@ func NewEngine(checkpoint string, opts EngineOptions) (*Engine, error) {
 		}
 		m, err := Load(checkpoint, b, LoadOptions{Config: opts.Config})
 		if err != nil {
+			closeBackend(b)
 			return fail(fmt.Errorf("device %s: %w", spec, err))
 		}
 		models = append(models, m)
@@ -337,21 +344,28 @@ func (e *Engine) Config() Config { return e.cfg }
 // backends (forks first) that implement io.Closer: the engine owns them.
 func (e *Engine) Close() error {
 	var errs []error
-	closeBackend := func(b nn.Backend) {
-		if c, ok := b.(io.Closer); ok {
-			errs = append(errs, c.Close())
-		}
-	}
 	for _, w := range e.workers {
 		if w.model != w.dev.model {
-			closeBackend(w.model.backend)
+			errs = append(errs, closeBackend(w.model.backend))
 		}
 	}
 	for _, d := range e.devices {
-		errs = append(errs, d.model.Close())
-		closeBackend(d.model.backend)
+		errs = append(errs, closeModel(d.model))
 	}
 	return errors.Join(errs...)
+}
+
+// closeModel closes a model the engine owns, and its backend.
+func closeModel(m *Model) error {
+	return errors.Join(m.Close(), closeBackend(m.backend))
+}
+
+// closeBackend closes backends that hold resources (GPU memory, streams).
+func closeBackend(b nn.Backend) error {
+	if c, ok := b.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // WorkerStats reports one worker's share of the work.
