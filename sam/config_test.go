@@ -3,6 +3,7 @@ package sam
 import (
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -89,7 +90,9 @@ func TestParseHuggingFaceConfig(t *testing.T) {
 	require.NoError(t, err)
 	want := VitH
 	want.Name = "huggingface"
-	require.Equal(t, want, c, "the official ViT-H, eps values included")
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("want the official ViT-H, eps values included (-want +got):\n%s", diff)
+	}
 	_, err = ParseConfig([]byte(`{"vision_config": {"hidden_act": "relu"}}`))
 	require.ErrorIs(t, err, ErrConfig)
 }

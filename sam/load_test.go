@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/checkpoint"
@@ -142,8 +143,12 @@ func TestHuggingFaceLayoutAndHalfPrecision(t *testing.T) {
 	require.NoError(t, err)
 	infoB, err := Inspect(hf, nil)
 	require.NoError(t, err)
-	require.Equal(t, infoA.Config, infoB.Config)
-	require.Equal(t, map[string]int{"BF16": infoB.Tensors}, infoB.DTypes)
+	if diff := cmp.Diff(infoA.Config, infoB.Config); diff != "" {
+		t.Errorf("config inferred from HF names (-official +huggingface):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{"BF16": infoB.Tensors}, infoB.DTypes); diff != "" {
+		t.Errorf("dtypes (-want +got):\n%s", diff)
+	}
 
 	f16 := rewrite(t, src, checkpoint.F16, nil)
 	c, err := Load(f16, cpu.New(), LoadOptions{Config: &cfg})
@@ -168,7 +173,9 @@ func TestInferConfigMatchesFixtures(t *testing.T) {
 			got.EncoderEmbedDim, got.EncoderDepth, got.EncoderNumHeads, got.EncoderMLPDim = want.EncoderEmbedDim, want.EncoderDepth, want.EncoderNumHeads, want.EncoderMLPDim
 			got.EncoderGlobalAttnIndexes, got.EncoderWindowSize = want.EncoderGlobalAttnIndexes, want.EncoderWindowSize
 		}
-		require.Equal(t, want, got, set)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: inferred config (-config.json +inferred):\n%s", set, diff)
+		}
 	}
 }
 
@@ -273,6 +280,8 @@ func TestNewRandomPresetsHaveOfficialShapes(t *testing.T) {
 		inferred, err := InferConfig(shapes)
 		require.NoError(t, err)
 		inferred.Name = c.cfg.Name
-		require.Equal(t, c.cfg, inferred)
+		if diff := cmp.Diff(c.cfg, inferred); diff != "" {
+			t.Errorf("%s: config inferred from StateDictShapes (-preset +inferred):\n%s", c.cfg.Name, diff)
+		}
 	}
 }

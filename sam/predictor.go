@@ -89,6 +89,10 @@ var (
 
 // Trace receives intermediate tensors under the reference fixtures' names
 // (for tests and debugging). Data is a host copy in the backend's layout.
+// A Predictor reports coords_in, box_in (the prompts in the resized-input
+// frame), sparse, dense (B, C, g, g; no_mask_embed broadcast when there is
+// no mask input), transformer_queries, transformer_keys and upscaled;
+// EncodeInput reports patch_embed and block_<i>.
 type Trace func(name string, shape []int, data []float32)
 
 // Predictor is SamPredictor: encode an image once, then prompt it many
@@ -239,16 +243,24 @@ func (p *Predictor) checkPrompt(pr *Prompt) error {
 	return nil
 }
 
-// inputPoints maps a prompt to normalised prompt-encoder points as
-// SamPredictor.predict does: apply_coords in float64, cast to float32,
-// then +0.5 and /S in float32; a padding point when there is no box.
-func (p *Predictor) inputPoints(pr *Prompt) []point {
+// toInput is apply_coords: original-image pixels to the resized-input
+// frame, in float64 (x·(w/W), y·(h/H)), then cast to float32, as
+// SamPredictor.predict hands them to the prompt encoder.
+func (p *Predictor) toInput(x, y float64) (float32, float32) {
 	e := p.emb
 	sx := float64(e.InputW) / float64(e.OriginalW)
 	sy := float64(e.InputH) / float64(e.OriginalH)
-	S := float32(e.ImgSize)
+	return float32(x * sx), float32(y * sy)
+}
+
+// inputPoints maps a prompt to normalised prompt-encoder points as
+// SamPredictor.predict does: apply_coords (toInput), then +0.5 and /S in
+// float32; a padding point when there is no box.
+func (p *Predictor) inputPoints(pr *Prompt) []point {
+	S := float32(p.emb.ImgSize)
 	norm := func(x, y float64) (float32, float32) {
-		return (float32(x*sx) + 0.5) / S, (float32(y*sy) + 0.5) / S
+		xi, yi := p.toInput(x, y)
+		return (xi + 0.5) / S, (yi + 0.5) / S
 	}
 	var pts []point
 	for _, pt := range pr.Points {
@@ -265,6 +277,31 @@ func (p *Predictor) inputPoints(pr *Prompt) []point {
 	return pts
 }
 
+// traceInputs reports B prompts of one structure in the resized-input
+// frame, as the prompt encoder receives them (before its +0.5):
+// "coords_in" (B, P, 2) for the points and "box_in" (B, 4) for the boxes.
+func (p *Predictor) traceInputs(prompts []Prompt) {
+	var coords, boxes []float32
+	for _, pr := range prompts {
+		for _, pt := range pr.Points {
+			x, y := p.toInput(pt.X, pt.Y)
+			coords = append(coords, x, y)
+		}
+		if b := pr.Box; b != nil {
+			x0, y0 := p.toInput(b.X0, b.Y0)
+			x1, y1 := p.toInput(b.X1, b.Y1)
+			boxes = append(boxes, x0, y0, x1, y1)
+		}
+	}
+	B := len(prompts)
+	if coords != nil {
+		p.Trace("coords_in", []int{B, len(coords) / (2 * B), 2}, coords)
+	}
+	if boxes != nil {
+		p.Trace("box_in", []int{B, 4}, boxes)
+	}
+}
+
 // predictSame runs one decoder pass for prompts of identical structure.
 func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error) {
 	defer nn.Catch(&err)
@@ -274,6 +311,9 @@ func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error)
 	for i := range prompts {
 		pts[i] = p.inputPoints(&prompts[i])
 		masks = append(masks, prompts[i].MaskInput...)
+	}
+	if p.Trace != nil {
+		p.traceInputs(prompts)
 	}
 	low, scores := p.decode(pts, masks, prompts[0].Multimask)
 	B := len(prompts)
@@ -333,6 +373,20 @@ func (p *Predictor) decode(pts [][]point, masks []float32, multimask bool) (low,
 		dense = m.pe.dense(b, mt)
 		b.Release(mt)
 		p.traceNCHW("dense", dense, g)
+	} else if p.Trace != nil {
+		// Without a mask the decoder adds no_mask_embed (C) to every token
+		// itself; the trace gets it materialised as the reference stores
+		// it, broadcast to (B, C, g, g).
+		nm := b.Download(m.pe.noMask)
+		out := make([]float32, 0, B*C*g*g)
+		for range B {
+			for _, v := range nm {
+				for range g * g {
+					out = append(out, v)
+				}
+			}
+		}
+		p.Trace("dense", []int{B, C, g, g}, out)
 	}
 	var tr func(string, nn.Tensor)
 	if p.Trace != nil {

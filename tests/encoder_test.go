@@ -15,6 +15,7 @@ const (
 	tolBlocks    = 1e-4 // encoder blocks, embedding: max/std
 	tolDensePE   = 5e-5 // abs
 	tolSparse    = 5e-5 // max/std
+	tolDense     = 5e-5 // max/std
 	tolLogits    = 3e-4 // low_res_logits, logits: max/std
 	tolIoU       = 1e-5 // abs
 	tolFlipShare = 1e-3 // mask pixels flipped

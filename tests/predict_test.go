@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -58,8 +59,11 @@ func (c predictCase) prompts(t testing.TB, ref tensors, name string) []sam.Promp
 }
 
 // TestPredictParity runs every SamPredictor case of every fixture set,
-// decoder-only from the stored embedding, and compares prompt encodings,
-// low-res logits, IoU, upscaled logits and masks.
+// decoder-only from the stored embedding, and compares every stored
+// tensor of each case (the stored lists of predict.json): the prompts in
+// the resized-input frame, the mask input, the sparse and dense prompt
+// embeddings, the decoder's intermediates (tiny), low-res logits, IoU,
+// upscaled logits and masks.
 func TestPredictParity(t *testing.T) {
 	type fixture struct{ set, json, tensors, embedding, embName string }
 	var fixtures []fixture
@@ -105,9 +109,32 @@ func checkCase(t *testing.T, p *sam.Predictor, c predictCase, ref tensors, name 
 	require.NoError(t, err)
 
 	key := func(s string) string { return name + "." + s }
+	// The prompts in the resized-input frame: coords_in and box_in are
+	// SamPredictor.predict's apply_coords (float64, then float32), as
+	// ours, so they match bit for bit. batch.boxes_in is apply_boxes_torch
+	// on a float32 tensor, computed in float32, while PredictBatch maps
+	// every prompt as predict does: up to 1 ulp apart.
+	for _, n := range []string{"coords_in", "box_in"} {
+		if ref.has(key(n)) {
+			require.Equal(t, first(ref.get(t, key(n))), traced[n], key(n))
+		}
+	}
+	if ref.has(key("boxes_in")) {
+		requireULP(t, key("boxes_in"), traced["box_in"], first(ref.get(t, key("boxes_in"))), 1)
+	}
+	if ref.has(key("mask_input")) {
+		// Case e feeds a.low_res_logits[best], which must be what the
+		// reference fed.
+		var fed []float32
+		for _, pr := range prompts {
+			fed = append(fed, pr.MaskInput...)
+		}
+		require.Equal(t, first(ref.get(t, key("mask_input"))), fed, key("mask_input"))
+	}
 	requireClose(t, key("sparse"), traced["sparse"], first(ref.get(t, key("sparse"))), tolSparse)
-	if ref.has(key("dense")) && name == "e" {
-		requireClose(t, key("dense"), traced["dense"], first(ref.get(t, key("dense"))), tolSparse)
+	if ref.has(key("dense")) {
+		// a: no_mask_embed broadcast; e: the downsampled mask input.
+		requireClose(t, key("dense"), traced["dense"], first(ref.get(t, key("dense"))), tolDense)
 	}
 	for _, n := range []string{"transformer_queries", "transformer_keys", "upscaled"} {
 		if ref.has(key(n)) {
@@ -174,4 +201,25 @@ func TestEndToEnd(t *testing.T) {
 			})
 		}
 	}
+}
+
+// requireULP asserts that every got[i] is within n float32 steps of ref[i].
+func requireULP(t testing.TB, name string, got, ref []float32, n int) {
+	t.Helper()
+	require.Equal(t, len(ref), len(got), "%s: length", name)
+	worst := 0
+	for i, r := range ref {
+		if math.IsNaN(float64(got[i])) {
+			require.Failf(t, "NaN", "%s[%d] = NaN, want %v", name, i, r)
+		}
+		lo, hi, steps := r, r, 0
+		for got[i] < lo || got[i] > hi {
+			if steps++; steps > n {
+				require.Failf(t, "too far", "%s[%d] = %v, want %v within %d ulp", name, i, got[i], r, n)
+			}
+			lo, hi = math.Nextafter32(lo, float32(math.Inf(-1))), math.Nextafter32(hi, float32(math.Inf(1)))
+		}
+		worst = max(worst, steps)
+	}
+	t.Logf("%-28s max %d ulp", name, worst)
 }

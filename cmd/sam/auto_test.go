@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/amg"
@@ -33,14 +34,11 @@ type autoSummary struct {
 }
 
 type fixtureRecord struct {
-	Segmentation struct {
-		Size   [2]int
-		Counts []uint32
-	}
-	Area        int
-	BBox        [4]float64
-	PointCoords [][2]float64 `json:"point_coords"`
-	CropBox     [4]float64   `json:"crop_box"`
+	Segmentation amg.RLE
+	Area         int
+	BBox         [4]float64
+	PointCoords  [][2]float64 `json:"point_coords"`
+	CropBox      [4]float64   `json:"crop_box"`
 }
 
 func TestAutoMatchesFixture(t *testing.T) {
@@ -77,23 +75,20 @@ func TestAutoMatchesFixture(t *testing.T) {
 			fixtureRecord
 		}
 		require.NoError(t, json.Unmarshal(data, &got))
-		require.Len(t, got, len(want))
-		for i, w := range want {
-			var rle amg.RLE
+		recs := make([]fixtureRecord, len(got))
+		for i, g := range got {
+			recs[i] = g.fixtureRecord
 			if mode == "coco_rle" {
 				var c amg.COCORLE
-				require.NoError(t, json.Unmarshal(got[i].Segmentation, &c))
-				rle, err = c.RLE()
+				require.NoError(t, json.Unmarshal(g.Segmentation, &c))
+				recs[i].Segmentation, err = c.RLE()
 				require.NoError(t, err)
 			} else {
-				require.NoError(t, json.Unmarshal(got[i].Segmentation, &rle))
+				require.NoError(t, json.Unmarshal(g.Segmentation, &recs[i].Segmentation))
 			}
-			require.Equal(t, w.Segmentation.Size, rle.Size, "record %d", i)
-			require.Equal(t, w.Segmentation.Counts, rle.Counts, "record %d", i)
-			require.Equal(t, w.Area, got[i].Area)
-			require.Equal(t, w.BBox, got[i].BBox)
-			require.Equal(t, w.PointCoords, got[i].PointCoords)
-			require.Equal(t, w.CropBox, got[i].CropBox)
+		}
+		if diff := cmp.Diff(want, recs); diff != "" {
+			t.Errorf("%s: masks.json (-fixture +got):\n%s", mode, diff)
 		}
 		ov, err := imgproc.Load(filepath.Join(out, "overlay.png"))
 		require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/imgproc"
@@ -58,24 +59,24 @@ func TestInfo(t *testing.T) {
 	code, stdout, stderr := samCLI("info", "-checkpoint", filepath.Join(testdata, "tiny", "model.pth"))
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stderr, "config.json") // picked up beside the checkpoint
-	var info struct {
+	type infoConfig struct {
+		EncoderEmbedDim int   `json:"encoder_embed_dim"`
+		DecoderNumHeads int   `json:"decoder_num_heads"`
+		Global          []int `json:"encoder_global_attn_indexes"`
+	}
+	type infoOutput struct {
 		Format, Layout string
 		Tensors        int
-		Config         struct {
-			EncoderEmbedDim int   `json:"encoder_embed_dim"`
-			DecoderNumHeads int   `json:"decoder_num_heads"`
-			Global          []int `json:"encoder_global_attn_indexes"`
-		}
-		NameCheck *nameCheck `json:"name_check"`
+		Config         infoConfig
+		NameCheck      *nameCheck `json:"name_check"`
 	}
+	var info infoOutput
 	require.NoError(t, json.Unmarshal([]byte(stdout), &info))
-	require.Equal(t, "pth", info.Format)
-	require.Equal(t, "official", info.Layout)
-	require.Equal(t, 202, info.Tensors)
-	require.Equal(t, 64, info.Config.EncoderEmbedDim)
-	require.Equal(t, 4, info.Config.DecoderNumHeads)
-	require.Equal(t, []int{1, 3}, info.Config.Global)
-	require.Nil(t, info.NameCheck)
+	want := infoOutput{Format: "pth", Layout: "official", Tensors: 202,
+		Config: infoConfig{EncoderEmbedDim: 64, DecoderNumHeads: 4, Global: []int{1, 3}}}
+	if diff := cmp.Diff(want, info); diff != "" {
+		t.Errorf("info (-want +got):\n%s", diff)
+	}
 
 	// A name in the official style is checked against the file's sha256.
 	dir := t.TempDir()
@@ -121,7 +122,10 @@ func TestEmbedThenPredict(t *testing.T) {
 		Shapes map[string][]int
 	}
 	require.NoError(t, json.Unmarshal([]byte(stdout), &res))
-	require.Equal(t, []int{3, 101, 263}, res.Shapes["logits"])
+	wantShapes := map[string][]int{"logits": {3, 101, 263}, "low_res_logits": {3, 64, 64}, "iou": {3}}
+	if diff := cmp.Diff(wantShapes, res.Shapes); diff != "" {
+		t.Errorf("one prompt: shapes (-want +got):\n%s", diff)
+	}
 	require.Len(t, res.Masks, 3)
 	logits, shape, err := npy.ReadFile(filepath.Join(out1, "logits.npy"))
 	require.NoError(t, err)
@@ -162,8 +166,12 @@ func TestEmbedThenPredict(t *testing.T) {
 	code, stdout, stderr = samCLI("predict", "-checkpoint", ck, "-image", img, "-box", "10,10,100,90", "-box", "150,20,250,100",
 		"-mask-input", filepath.Join(dir, "m.npy"), "-out", out3)
 	require.Equal(t, 0, code, stderr)
+	res.Shapes = nil // Unmarshal would merge into the first run's map
 	require.NoError(t, json.Unmarshal([]byte(stdout), &res))
-	require.Equal(t, []int{2, 1, 101, 263}, res.Shapes["logits"])
+	wantShapes = map[string][]int{"logits": {2, 1, 101, 263}, "low_res_logits": {2, 1, 64, 64}, "iou": {2, 1}}
+	if diff := cmp.Diff(wantShapes, res.Shapes); diff != "" {
+		t.Errorf("two boxes: shapes (-want +got):\n%s", diff)
+	}
 	_, shape, err = npy.ReadFile(filepath.Join(out3, "iou.npy"))
 	require.NoError(t, err)
 	require.Equal(t, []int{2, 1}, shape)

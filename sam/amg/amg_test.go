@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam"
@@ -18,20 +20,26 @@ const testdata = "../../tests/testdata"
 
 func TestDefaultOptions(t *testing.T) {
 	o := DefaultOptions()
-	// SamAutomaticMaskGenerator.__init__'s defaults.
-	require.Equal(t, 32, o.PointsPerSide)
-	require.Nil(t, o.PointGrids)
-	require.Equal(t, 64, o.PointsPerBatch)
-	require.Equal(t, 0.88, o.PredIoUThresh)
-	require.Equal(t, 0.95, o.StabilityScoreThresh)
-	require.Equal(t, 1.0, o.StabilityScoreOffset)
-	require.Equal(t, 0.7, o.BoxNMSThresh)
-	require.Equal(t, 0, o.CropNLayers)
-	require.Equal(t, 0.7, o.CropNMSThresh)
-	require.Equal(t, 512.0/1500, o.CropOverlapRatio)
-	require.Equal(t, 1, o.CropNPointsDownscaleFactor)
-	require.Equal(t, 0, o.MinMaskRegionArea)
-	require.Equal(t, BinaryMask, o.OutputMode)
+	// SamAutomaticMaskGenerator.__init__'s defaults (point_grids None,
+	// output_mode "binary_mask"); no progress callback, the default
+	// upscaling chunk.
+	want := Options{
+		PointsPerSide:              32,
+		PointsPerBatch:             64,
+		PredIoUThresh:              0.88,
+		StabilityScoreThresh:       0.95,
+		StabilityScoreOffset:       1.0,
+		BoxNMSThresh:               0.7,
+		CropNLayers:                0,
+		CropNMSThresh:              0.7,
+		CropOverlapRatio:           512.0 / 1500,
+		CropNPointsDownscaleFactor: 1,
+		MinMaskRegionArea:          0,
+		OutputMode:                 BinaryMask,
+	}
+	if diff := cmp.Diff(want, o); diff != "" {
+		t.Errorf("DefaultOptions (-want +got):\n%s", diff)
+	}
 	_, err := o.grids()
 	require.NoError(t, err)
 }
@@ -195,7 +203,10 @@ func TestGenerateModesAndChunks(t *testing.T) {
 		require.NotEmpty(t, recs)
 		// 64 points in 4 batches of 16 on the image, 16 in one batch per crop.
 		require.Equal(t, 8, calls)
-		require.Equal(t, Progress{Crop: 4, Crops: 5, Batch: 8, Batches: 8, Masks: last.Masks, Elapsed: last.Elapsed, CurrentCropSize: [2]int{100, 79}}, last)
+		wantLast := Progress{Crop: 4, Crops: 5, Batch: 8, Batches: 8, CurrentCropSize: [2]int{100, 79}}
+		if diff := cmp.Diff(wantLast, last, cmpopts.IgnoreFields(Progress{}, "Masks", "Elapsed")); diff != "" {
+			t.Errorf("%s: last progress (-want +got):\n%s", tc.mode, diff)
+		}
 		for i, r := range recs {
 			switch s := r.Segmentation.(type) {
 			case RLE:
@@ -215,7 +226,9 @@ func TestGenerateModesAndChunks(t *testing.T) {
 			if ref != nil {
 				r.Segmentation = nil
 				ref[i].Segmentation = nil
-				require.Equal(t, ref[i], r)
+				if diff := cmp.Diff(ref[i], r); diff != "" {
+					t.Errorf("%s, chunk %d: record %d (-%s +got):\n%s", tc.mode, tc.chunk, i, UncompressedRLE, diff)
+				}
 			}
 		}
 		if ref == nil {
@@ -242,7 +255,9 @@ func TestGenerateExplicitGridAndErrors(t *testing.T) {
 	require.NoError(t, err)
 	got, err := g.Generate(ctx, img)
 	require.NoError(t, err)
-	require.Equal(t, want, got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records with explicit point grids (-points_per_side +point_grids):\n%s", diff)
+	}
 
 	// Cancellation.
 	cctx, cancel := context.WithCancel(ctx)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -141,7 +142,9 @@ func check(t *testing.T, tc gemmCase, o operands) {
 }
 
 // quick reports whether to run the reduced test set: under -short, and
-// under -race, whose 10× slowdown would otherwise take minutes.
+// under -race, whose 10× slowdown would otherwise take minutes. Tests that
+// reduce or skip say so in their doc comment; CI's non-race pass runs them
+// in full.
 func quick() bool { return testing.Short() || raceEnabled }
 
 type gemmFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
@@ -205,22 +208,46 @@ func TestGemmSmallShapes(t *testing.T) {
 
 // TestGemmOddShapes covers sizes around the block boundaries (kernel
 // tiles, kc) with every transposition, alpha and beta.
+//
+// Under -race (10× slower; the CPU suite of make test) and -short it
+// drops the shapes not marked quick and keeps the tile edges plus one
+// shape past kc on every kernel (k = 401: blocks of 384 + 17 and
+// 256 + 145, so the first k block applies beta and the second
+// accumulates). CI's non-race pass (.ci/run runs it without -race or
+// -short) runs every shape.
 func TestGemmOddShapes(t *testing.T) {
-	shapes := [][3]int{ // m, n, k
-		{31, 33, 64}, {33, 31, 65}, {64, 64, 64}, {65, 97, 33},
-		{97, 65, 255}, {7, 256, 256}, {13, 255, 257}, {255, 17, 31},
-		{257, 33, 1025}, {25, 1025, 9}, {100, 100, 400},
+	type shape struct {
+		m, n, k int
+		quick   bool // kept under -short and -race
+	}
+	shapes := []shape{
+		{31, 33, 64, true}, {33, 31, 65, true}, {64, 64, 64, true}, {65, 97, 33, true},
+		{97, 65, 255, true}, {7, 256, 256, true}, {29, 35, 401, true},
+		{13, 255, 257, false}, {255, 17, 31, false}, {257, 33, 1025, false},
+		{25, 1025, 9, false}, {100, 100, 400, false},
 	}
 	if quick() {
-		shapes = shapes[:6]
+		var kept []shape
+		for _, s := range shapes {
+			if s.quick {
+				kept = append(kept, s)
+			}
+		}
+		shapes = kept
 	}
+	maxKC := 0
+	for _, kn := range kernels {
+		maxKC = max(maxKC, kn.kc)
+	}
+	require.True(t, slices.ContainsFunc(shapes, func(s shape) bool { return s.k > maxKC }),
+		"no shape with k > kc = %d", maxKC)
 	forEachKernel(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(3, 4))
 		for _, s := range shapes {
 			for _, tr := range transCombos {
 				for _, alpha := range alphas {
 					for bi, beta := range betas {
-						tc := gemmCase{transA: tr[0], transB: tr[1], m: s[0], n: s[1], k: s[2], alpha: alpha, beta: beta, pad: bi * 3}
+						tc := gemmCase{transA: tr[0], transB: tr[1], m: s.m, n: s.n, k: s.k, alpha: alpha, beta: beta, pad: bi * 3}
 						runCase(t, rng, GemmSerial, tc)
 					}
 				}
@@ -231,9 +258,13 @@ func TestGemmOddShapes(t *testing.T) {
 
 // TestGemmLargeShapes runs products big enough for several cache blocks in
 // every dimension (m > mc, k > kc, n > nc) through the parallel Gemm.
+//
+// It skips entirely under -race (minutes with the race detector) and
+// -short. CI's non-race pass (.ci/run runs it without -race or -short)
+// runs it in full.
 func TestGemmLargeShapes(t *testing.T) {
 	if quick() {
-		t.Skip("large shapes skipped in -short and -race mode")
+		t.Skip("large shapes skipped under -short and -race; CI's non-race pass runs them")
 	}
 	shapes := []gemmCase{
 		{m: 2500, n: 97, k: 40, alpha: 1, beta: 0, pad: 1},
@@ -345,9 +376,14 @@ func TestGemmRejectsBadArguments(t *testing.T) {
 
 // TestGemmDoesNotAllocate: after a warm-up the workspace pool serves the
 // packing buffers.
+//
+// It skips under -race, where allocation counts are not meaningful (the
+// race detector makes sync.Pool drop a quarter of the items put back),
+// and under -short. CI's non-race pass (.ci/run runs it without -race or
+// -short) runs it.
 func TestGemmDoesNotAllocate(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("allocation counts are not meaningful under -race")
+	if quick() {
+		t.Skip("allocation counts are not meaningful under -race (skipped under -short too); CI's non-race pass runs it")
 	}
 	m, n, k := 200, 150, 300
 	a := make([]float32, m*k)
