@@ -4,7 +4,7 @@ package bindings
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../kernels
-#cgo LDFLAGS: -L${SRCDIR}/../build -L/usr/local/cuda/lib64 -lsamkernels -lcublasLt -lcudart -lstdc++ -lm
+#cgo LDFLAGS: -L${SRCDIR}/../build -lsamkernels -lcublasLt -lcudart -lstdc++ -lm
 
 #include "samkernels.h"
 */
@@ -72,6 +72,11 @@ const (
 	ErrCUDA        Status = C.SAMK_ERR_CUDA
 	ErrCUBLAS      Status = C.SAMK_ERR_CUBLAS
 	ErrWorkspace   Status = C.SAMK_ERR_WORKSPACE
+	// ErrOutOfMemory: the device ran out of memory during the call (a
+	// launch failing with cudaErrorMemoryAllocation, cuBLASLt's
+	// ALLOC_FAILED). sam/nn/gpu reports it as nn.ErrOutOfMemory, so that
+	// callers split their work and retry.
+	ErrOutOfMemory Status = C.SAMK_ERR_OUT_OF_MEMORY
 )
 
 // String returns samk_status_string ("invalid argument", ...).
@@ -171,6 +176,32 @@ func GemmWorkspaceBytes() int64 { return int64(C.samk_gemm_workspace_bytes()) }
 // Gemm runs samk_gemm with the cuBLASLt handle lt and its workspace.
 func Gemm(lt, workspace unsafe.Pointer, workspaceBytes int64, p *GemmParams, s unsafe.Pointer) error {
 	const op = "samk_gemm"
+	c, err := p.c(op)
+	if err != nil {
+		return err
+	}
+	return call(op, func() C.samk_status {
+		return C.samk_gemm(lt, workspace, C.size_t(workspaceBytes), &c, stream(s))
+	})
+}
+
+// GemmReference runs samk_gemm_reference: the same GEMM by our own SIMT
+// kernel, without cuBLASLt (the GPU simulator's GEMM, and the yardstick
+// for cuBLASLt on a real GPU).
+func GemmReference(p *GemmParams, s unsafe.Pointer) error {
+	const op = "samk_gemm_reference"
+	c, err := p.c(op)
+	if err != nil {
+		return err
+	}
+	return call(op, func() C.samk_status { return C.samk_gemm_reference(&c, stream(s)) })
+}
+
+// GemmFallbacks returns samk_gemm_fallbacks(): how many samk_gemm calls of
+// this process cuBLASLt could not take and the reference kernel computed.
+func GemmFallbacks() int64 { return int64(C.samk_gemm_fallbacks()) }
+
+func (p *GemmParams) c(op string) (C.samk_gemm_params, error) {
 	var err error
 	c := C.samk_gemm_params{
 		dtype:   C.samk_dtype(p.DType),
@@ -183,12 +214,7 @@ func Gemm(lt, workspace unsafe.Pointer, workspaceBytes int64, p *GemmParams, s u
 		bias: p.Bias, act: C.samk_act(p.Act),
 		alpha: C.float(p.Alpha), beta: C.float(p.Beta),
 	}
-	if err != nil {
-		return err
-	}
-	return call(op, func() C.samk_status {
-		return C.samk_gemm(lt, workspace, C.size_t(workspaceBytes), &c, stream(s))
-	})
+	return c, err
 }
 
 // AttentionParams mirrors samk_attention_params: per batch b, head h and
@@ -211,6 +237,15 @@ type AttentionParams struct {
 	Scale                        float32
 	RelH, RelW                   unsafe.Pointer
 	QH, QW                       int
+}
+
+// AttentionSupports reports whether samk_attention has a kernel for head
+// dims (d, dv) (samk_attention_supports).
+func AttentionSupports(d, dv int) bool {
+	if d < 0 || dv < 0 || d > math.MaxInt32 || dv > math.MaxInt32 {
+		return false
+	}
+	return C.samk_attention_supports(C.int(d), C.int(dv)) != 0
 }
 
 // Attention runs samk_attention.
@@ -462,31 +497,4 @@ func UpscaleMasks(p *UpscaleParams, workspace unsafe.Pointer, workspaceBytes int
 	return call(op, func() C.samk_status {
 		return C.samk_upscale_masks(&c, workspace, C.size_t(workspaceBytes), stream(s))
 	})
-}
-
-// PreprocessParams mirrors samk_preprocess_params: RGB (h, w, 3) uint8 on
-// the device → Out (Size, Size, 3), normalised inside, 0 in the padding.
-type PreprocessParams struct {
-	DType      DType
-	RGB        unsafe.Pointer // uint8, device memory
-	Out        unsafe.Pointer
-	H, W, Size int
-	Mean, Std  [3]float32
-}
-
-// Preprocess runs samk_preprocess.
-func Preprocess(p *PreprocessParams, s unsafe.Pointer) error {
-	const op = "samk_preprocess"
-	var err error
-	c := C.samk_preprocess_params{
-		dtype: C.samk_dtype(p.DType), rgb: (*C.uint8_t)(p.RGB), out: p.Out,
-		h: cint(op, "h", p.H, &err), w: cint(op, "w", p.W, &err), size: cint(op, "size", p.Size, &err),
-	}
-	for i := range 3 {
-		c.mean[i], c.std[i] = C.float(p.Mean[i]), C.float(p.Std[i])
-	}
-	if err != nil {
-		return err
-	}
-	return call(op, func() C.samk_status { return C.samk_preprocess(&c, stream(s)) })
 }

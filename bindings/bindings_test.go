@@ -12,7 +12,7 @@ import (
 // These need no GPU: the status strings and the version are host code.
 
 func TestStatusIsAnError(t *testing.T) {
-	for _, s := range []Status{OK, ErrInvalidArg, ErrUnsupported, ErrCUDA, ErrCUBLAS, ErrWorkspace} {
+	for _, s := range []Status{OK, ErrInvalidArg, ErrUnsupported, ErrCUDA, ErrCUBLAS, ErrWorkspace, ErrOutOfMemory} {
 		require.NotEmpty(t, s.String(), "status %d", int32(s))
 	}
 	var err error = &Error{Op: "samk_attention", Status: ErrUnsupported, Detail: "samk_attention: head_dim 96 unsupported"}
@@ -20,6 +20,10 @@ func TestStatusIsAnError(t *testing.T) {
 	require.False(t, errors.Is(err, ErrCUDA))
 	require.Contains(t, err.Error(), "head_dim 96")
 	require.Contains(t, err.Error(), ErrUnsupported.String())
+}
+
+func TestOutOfMemoryStatus(t *testing.T) {
+	require.Equal(t, "out of memory", ErrOutOfMemory.String())
 }
 
 func TestVersion(t *testing.T) {

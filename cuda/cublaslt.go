@@ -3,8 +3,10 @@
 package cuda
 
 /*
-#cgo CFLAGS: -I/usr/local/cuda/include
-#cgo LDFLAGS: -L/usr/local/cuda/lib64 -lcublasLt -lcudart
+// The toolkit's include and library paths come from the Makefile
+// (CUDA_HOME: CPATH, CGO_LDFLAGS), the same toolkit CMake builds the
+// kernels with.
+#cgo LDFLAGS: -lcublasLt -lcudart
 
 #include <cuda_runtime_api.h>
 #include <cublasLt.h>

@@ -1,6 +1,9 @@
 package cuda
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // DeviceInfo describes one CUDA device (see Devices).
 type DeviceInfo struct {
@@ -34,3 +37,7 @@ type DeviceInfo struct {
 
 // ComputeCapability returns "9.0".
 func (d DeviceInfo) ComputeCapability() string { return fmt.Sprintf("%d.%d", d.Major, d.Minor) }
+
+// Simulated reports whether the device is GPGPU-Sim's (make test-sim):
+// the simulator names its device "GPGPU-Sim_v…".
+func (d DeviceInfo) Simulated() bool { return strings.HasPrefix(d.Name, "GPGPU-Sim") }

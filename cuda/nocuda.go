@@ -14,3 +14,6 @@ func DeviceCount() (int, error) { return 0, errNotBuilt }
 func Devices() ([]DeviceInfo, error) { return nil, errNotBuilt }
 
 var errNotBuilt = fmt.Errorf("%w: built without the cuda tag (make cuda)", ErrNoDevice)
+
+// DeviceProperties fails: this build has no CUDA support.
+func DeviceProperties(dev int) (DeviceInfo, error) { return DeviceInfo{}, errNotBuilt }

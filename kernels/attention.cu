@@ -270,6 +270,10 @@ bool head_dim_supported(int d) {
 
 } // namespace
 
+extern "C" int samk_attention_supports(int head_dim, int head_dim_v) {
+    return head_dim == head_dim_v && head_dim_supported(head_dim) ? 1 : 0;
+}
+
 extern "C" samk_status samk_attention(const samk_attention_params *p, samk_stream stream) {
     static const char op[] = "samk_attention";
     samk::begin();

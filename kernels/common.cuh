@@ -17,6 +17,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "samkernels.h"
 
@@ -49,11 +50,13 @@ samk_status check_launch(const char *op);
 samk_status fail_cuda(const char *op, cudaError_t e);
 
 /* Makes a launch of func with `bytes` of dynamic shared memory possible:
- * nothing below the 48 KB default; above it, opts the kernel in
- * (cudaFuncAttributeMaxDynamicSharedMemorySize) up to the device's
- * cudaDevAttrMaxSharedMemoryPerBlockOptin, or fails with
- * SAMK_ERR_UNSUPPORTED when the device has less. Host-side attribute calls
- * only: no allocation, no synchronisation. */
+ * nothing below the 48 KB default; above it, fails with SAMK_ERR_UNSUPPORTED
+ * when the device's cudaDevAttrMaxSharedMemoryPerBlockOptin is smaller, and
+ * otherwise opts the kernel in (cudaFuncAttributeMaxDynamicSharedMemorySize)
+ * to that device maximum — once per kernel and device, under a lock, so that
+ * backends launching the same kernel from several threads (forks on one
+ * device) never race on the attribute, and later launches make no attribute
+ * call at all. Host-side calls only: no allocation, no synchronisation. */
 samk_status ensure_dynamic_smem(const char *op, const void *func, size_t bytes);
 
 /* Formats and records a cuBLAS status: "<op>: <what>: <status name>". */
@@ -102,7 +105,21 @@ inline const char *dtype_name(samk_dtype t) {
 typedef __nv_bfloat16 bf16;
 
 __host__ __device__ __forceinline__ float to_f32(float x) { return x; }
-__host__ __device__ __forceinline__ float to_f32(bf16 x) { return __bfloat162float(x); }
+/* bf16 → fp32 is exact: the bf16 bits are the upper half of the float's.
+ * Written as a shift instead of cuda_bf16.h's __bfloat162float, whose device
+ * path is inline PTX (`mov.b32 %f, {0,%rs}`) that the GPU simulator's PTX
+ * parser rejects (../shared/gpusim/README.md); nvcc emits the same
+ * instructions for both. */
+__host__ __device__ __forceinline__ float to_f32(bf16 x) {
+    const unsigned bits = unsigned(static_cast<__nv_bfloat16_raw>(x).x) << 16;
+#if defined(__CUDA_ARCH__)
+    return __uint_as_float(bits);
+#else
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+#endif
+}
 
 template <typename T> __host__ __device__ __forceinline__ T from_f32(float x);
 template <> __host__ __device__ __forceinline__ float from_f32<float>(float x) { return x; }
@@ -150,6 +167,18 @@ inline cudaStream_t as_stream(samk_stream s) { return static_cast<cudaStream_t>(
  * only; the caller checks the launch. */
 samk_status launch_bias_act(samk_dtype dtype, void *c, const void *bias, int batch, int64_t m, int64_t n, int64_t ldc,
                             int64_t stride_c, samk_act act, cudaStream_t stream);
+
+/* samk_gemm's parameter checks, shared by the cuBLASLt path and the
+ * reference kernel: SAMK_OK with *empty set when there is nothing to do
+ * (m, n or batch 0), else the first problem found. */
+samk_status check_gemm(const char *op, const samk_gemm_params *p, bool *empty);
+
+/* Launches the reference GEMM (gemm_ref.cu) for checked params, non-empty.
+ * Launches only; the caller checks the launch. */
+samk_status launch_gemm_ref(const samk_gemm_params *p, cudaStream_t st);
+
+/* Counts one samk_gemm that fell back to the reference kernel. */
+void count_gemm_fallback(void);
 
 } // namespace samk
 

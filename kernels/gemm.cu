@@ -29,8 +29,17 @@
  *
  * Epilogues: the bias is fused with CUBLASLT_EPILOGUE_BIAS (bias type = D type,
  * the default for float and bf16 outputs) when it is 16-byte aligned. If it is
- * not, or the heuristic finds no algorithm for the bias epilogue, the plain
- * GEMM runs and our own kernel adds the bias.
+ * not, or the heuristic finds no algorithm for the bias epilogue, or the
+ * matmul with it fails at run time, the plain GEMM runs and our own kernel
+ * adds the bias.
+ * Fallback: when cuBLASLt has no algorithm for the plain GEMM either, or its
+ * matmul fails (some versions refuse operands with a dimension of 1, as every
+ * single-prompt decoder Linear has; PyTorch avoids Lt there for that reason),
+ * the reference kernel of gemm_ref.cu computes the whole problem, epilogue
+ * included; samk_gemm_fallbacks() counts these. CUBLAS_STATUS_ALLOC_FAILED is
+ * not worked around but returned as SAMK_ERR_OUT_OF_MEMORY, so that callers
+ * split their batch. Refusals are cached like algorithms, so a problem
+ * cuBLASLt refused is not offered to it again.
  * Activations never use cuBLASLt's epilogues (its GELU is the tanh form): when
  * act != NONE, samk::launch_bias_act applies act (and the bias if it was not
  * fused) in place on C afterwards, honouring ldc and stride_c.
@@ -53,8 +62,10 @@
  *
  * Tested by the CUDA-tagged Go tests in sam/nn/gpu against the CPU backend
  * (Linear with/without bias, GELU, ReLU; MatMulT batched; conv-as-GEMM; odd
- * m, n, k; bf16 by normalised error); the argument checks by
- * kernels/test/host_test.cu.
+ * m, n, k; bf16 by normalised error; TestGemmVariants: trans_a, beta != 0,
+ * batch stride 0, unaligned bias, bias+act) and against the reference kernel
+ * (TestGemmCuBLASLtVsReference, real GPUs only: cuBLASLt does not run under
+ * the simulator); the argument checks by kernels/test/host_test.cu.
  */
 #include <cublasLt.h>
 #include <stdint.h>
@@ -109,9 +120,15 @@ struct AlgoKeyEq {
     bool operator()(const AlgoKey &a, const AlgoKey &b) const { return memcmp(&a, &b, sizeof a) == 0; }
 };
 
+/* An algorithm, or the record that cuBLASLt refused the problem. */
+struct AlgoEntry {
+    cublasLtMatmulAlgo_t algo;
+    bool refused;
+};
+
 struct AlgoCache {
     std::mutex mu;
-    std::unordered_map<AlgoKey, cublasLtMatmulAlgo_t, AlgoKeyHash, AlgoKeyEq> map;
+    std::unordered_map<AlgoKey, AlgoEntry, AlgoKeyHash, AlgoKeyEq> map;
 };
 
 AlgoCache &algo_cache() {
@@ -119,20 +136,20 @@ AlgoCache &algo_cache() {
     return c;
 }
 
-bool cache_get(const AlgoKey &k, cublasLtMatmulAlgo_t *algo) {
+bool cache_get(const AlgoKey &k, AlgoEntry *e) {
     AlgoCache &c = algo_cache();
     std::lock_guard<std::mutex> lock(c.mu);
     auto it = c.map.find(k);
     if (it == c.map.end()) return false;
-    *algo = it->second;
+    *e = it->second;
     return true;
 }
 
-void cache_put(const AlgoKey &k, const cublasLtMatmulAlgo_t &algo) {
+void cache_put(const AlgoKey &k, const AlgoEntry &e) {
     AlgoCache &c = algo_cache();
     std::lock_guard<std::mutex> lock(c.mu);
     if (c.map.size() >= kCacheMax) c.map.clear();
-    c.map[k] = algo;
+    c.map[k] = e;
 }
 
 /* RAII owners of the cuBLASLt descriptors (destroyed on every return path). */
@@ -201,35 +218,30 @@ cublasStatus_t heuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, cublasLt
 
 } // namespace
 
-extern "C" {
+namespace samk {
 
-size_t samk_gemm_workspace_bytes(void) { return kWorkspaceBytes; }
-
-samk_status samk_gemm(void *lt_handle, void *workspace, size_t workspace_bytes, const samk_gemm_params *p,
-                      samk_stream stream) {
-    static const char op[] = "samk_gemm";
-    samk::begin();
+samk_status check_gemm(const char *op, const samk_gemm_params *p, bool *empty) {
+    *empty = false;
     SAMK_CHECK(p != nullptr, SAMK_ERR_INVALID_ARG, op, "null params");
-    SAMK_CHECK(lt_handle != nullptr, SAMK_ERR_INVALID_ARG, op, "null cuBLASLt handle");
-    SAMK_CHECK(samk::dtype_valid(p->dtype), SAMK_ERR_INVALID_ARG, op, "unknown dtype %d", int(p->dtype));
-    SAMK_CHECK(samk::act_valid(p->act), SAMK_ERR_INVALID_ARG, op, "unknown activation %d", int(p->act));
+    SAMK_CHECK(dtype_valid(p->dtype), SAMK_ERR_INVALID_ARG, op, "unknown dtype %d", int(p->dtype));
+    SAMK_CHECK(act_valid(p->act), SAMK_ERR_INVALID_ARG, op, "unknown activation %d", int(p->act));
     SAMK_CHECK(p->m >= 0 && p->n >= 0 && p->k >= 0 && p->batch >= 0, SAMK_ERR_INVALID_ARG, op,
                "negative size (m %lld, n %lld, k %lld, batch %d)", (long long)p->m, (long long)p->n, (long long)p->k,
                p->batch);
-    if (p->m == 0 || p->n == 0 || p->batch == 0) return SAMK_OK;
+    if (p->m == 0 || p->n == 0 || p->batch == 0) {
+        *empty = true;
+        return SAMK_OK;
+    }
     SAMK_CHECK(p->k >= 1, SAMK_ERR_UNSUPPORTED, op, "k = 0 (C = beta*C) is not supported");
     SAMK_CHECK(p->a != nullptr && p->b != nullptr && p->c != nullptr, SAMK_ERR_INVALID_ARG, op,
                "null pointer (a %p, b %p, c %p)", p->a, p->b, (const void *)p->c);
-    SAMK_CHECK(workspace != nullptr || workspace_bytes == 0, SAMK_ERR_INVALID_ARG, op,
-               "null workspace of %zu bytes", workspace_bytes);
     const samk_dtype t = p->dtype;
-    SAMK_CHECK(samk::aligned_for(p->a, t) && samk::aligned_for(p->b, t) && samk::aligned_for(p->c, t) &&
-                   samk::aligned_for(p->bias, t),
-               SAMK_ERR_INVALID_ARG, op, "pointer not aligned to its %s elements", samk::dtype_name(t));
+    SAMK_CHECK(aligned_for(p->a, t) && aligned_for(p->b, t) && aligned_for(p->c, t) && aligned_for(p->bias, t),
+               SAMK_ERR_INVALID_ARG, op, "pointer not aligned to its %s elements", dtype_name(t));
     const int64_t m = p->m, n = p->n, k = p->k;
     /* Row-major storage of A is (m, k) or, transposed, (k, m); likewise B. */
-    const int64_t a_rows = p->trans_a ? k : m, a_cols = p->trans_a ? m : k;
-    const int64_t b_rows = p->trans_b ? n : k, b_cols = p->trans_b ? k : n;
+    const int64_t a_cols = p->trans_a ? m : k;
+    const int64_t b_cols = p->trans_b ? k : n;
     SAMK_CHECK(p->lda >= a_cols, SAMK_ERR_INVALID_ARG, op, "lda %lld < %lld", (long long)p->lda, (long long)a_cols);
     SAMK_CHECK(p->ldb >= b_cols, SAMK_ERR_INVALID_ARG, op, "ldb %lld < %lld", (long long)p->ldb, (long long)b_cols);
     SAMK_CHECK(p->ldc >= n, SAMK_ERR_INVALID_ARG, op, "ldc %lld < n %lld", (long long)p->ldc, (long long)n);
@@ -240,6 +252,43 @@ samk_status samk_gemm(void *lt_handle, void *workspace, size_t workspace_bytes, 
                    "stride_c %lld lets batches of C overlap (need >= %lld)", (long long)p->stride_c,
                    (long long)((m - 1) * p->ldc + n));
     }
+    return SAMK_OK;
+}
+
+} // namespace samk
+
+namespace {
+
+/* The problem cuBLASLt could not take: the reference kernel computes it
+ * (counted by samk_gemm_fallbacks). */
+samk_status fall_back(const char *op, const samk_gemm_params *p, cudaStream_t st) {
+    samk::count_gemm_fallback();
+    (void)cudaGetLastError(); // whatever cuBLASLt left behind is not our launch's error
+    samk_status s = samk::launch_gemm_ref(p, st);
+    if (s != SAMK_OK) return s;
+    return samk::check_launch(op);
+}
+
+} // namespace
+
+extern "C" {
+
+size_t samk_gemm_workspace_bytes(void) { return kWorkspaceBytes; }
+
+samk_status samk_gemm(void *lt_handle, void *workspace, size_t workspace_bytes, const samk_gemm_params *p,
+                      samk_stream stream) {
+    static const char op[] = "samk_gemm";
+    samk::begin();
+    bool empty = false;
+    samk_status vs = samk::check_gemm(op, p, &empty);
+    if (vs != SAMK_OK || empty) return vs;
+    SAMK_CHECK(lt_handle != nullptr, SAMK_ERR_INVALID_ARG, op, "null cuBLASLt handle");
+    SAMK_CHECK(workspace != nullptr || workspace_bytes == 0, SAMK_ERR_INVALID_ARG, op,
+               "null workspace of %zu bytes", workspace_bytes);
+    const samk_dtype t = p->dtype;
+    const int64_t m = p->m, n = p->n, k = p->k;
+    const int64_t a_rows = p->trans_a ? k : m, a_cols = p->trans_a ? m : k;
+    const int64_t b_rows = p->trans_b ? n : k, b_cols = p->trans_b ? k : n;
 
     cublasLtHandle_t h = static_cast<cublasLtHandle_t>(lt_handle);
     const cudaDataType_t dt = t == SAMK_F32 ? CUDA_R_32F : CUDA_R_16BF;
@@ -293,16 +342,39 @@ samk_status samk_gemm(void *lt_handle, void *workspace, size_t workspace_bytes, 
     key.align_c = alignment_of(p->c);
     key.workspace = workspace_bytes;
 
-    /* Try the fused bias epilogue first; fall back to a plain GEMM plus our
-     * bias kernel when no algorithm supports it. */
-    bool bias_fused = false;
-    cublasLtMatmulAlgo_t algo;
-    memset(&algo, 0, sizeof algo);
-    bool have_algo = false;
-    /* Only 16-byte aligned bias vectors go to the epilogue: some cuBLASLt
-     * versions fail at run time on less aligned ones although the heuristic
-     * accepted them (Marian's prod.cpp notes the same); our kernel takes the
-     * rest. */
+    const float alpha = p->alpha, beta = p->beta;
+    /* Looks up (or asks the heuristic for) an algorithm for the descriptor
+     * as it is now, and runs it. */
+    auto run = [&](cublasStatus_t *status) -> bool {
+        AlgoEntry e;
+        memset(&e, 0, sizeof e);
+        if (!cache_get(key, &e)) {
+            *status = heuristic(h, desc.d, la.l, lb.l, lc.l, workspace_bytes, key.align_a, key.align_b, key.align_c,
+                                &e.algo);
+            e.refused = *status != CUBLAS_STATUS_SUCCESS;
+            if (*status == CUBLAS_STATUS_ALLOC_FAILED) return false; // not a property of the problem
+            cache_put(key, e);
+        }
+        if (e.refused) {
+            *status = CUBLAS_STATUS_NOT_SUPPORTED;
+            return false;
+        }
+        *status = cublasLtMatmul(h, desc.d, &alpha, p->b, la.l, p->a, lb.l, &beta, p->c, lc.l, p->c, lc.l, &e.algo,
+                                 workspace, workspace_bytes, st);
+        if (*status != CUBLAS_STATUS_SUCCESS && *status != CUBLAS_STATUS_ALLOC_FAILED) {
+            e.refused = true;
+            cache_put(key, e);
+        }
+        return *status == CUBLAS_STATUS_SUCCESS;
+    };
+
+    /* 1. With the fused bias epilogue, for 16-byte aligned bias vectors only:
+     *    some cuBLASLt versions fail at run time on less aligned ones although
+     *    the heuristic accepted them (Marian's prod.cpp notes the same). If
+     *    the heuristic or the matmul refuses it, 2. runs. A failed
+     *    cublasLtMatmul has written nothing (it fails before its launch), so
+     *    retrying is safe also with beta != 0. */
+    bool bias_fused = false, done = false;
     if (p->bias != nullptr && alignment_of(p->bias) >= 16) {
         cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
         s = cublasLtMatmulDescSetAttribute(desc.d, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
@@ -313,14 +385,9 @@ samk_status samk_gemm(void *lt_handle, void *workspace, size_t workspace_bytes, 
         if (s != CUBLAS_STATUS_SUCCESS) return samk::fail_cublas(op, "set bias epilogue", s);
         key.epilogue = 1;
         key.align_bias = alignment_of(p->bias);
-        if (cache_get(key, &algo)) {
-            have_algo = true;
-        } else if (heuristic(h, desc.d, la.l, lb.l, lc.l, workspace_bytes, key.align_a, key.align_b, key.align_c,
-                             &algo) == CUBLAS_STATUS_SUCCESS) {
-            cache_put(key, algo);
-            have_algo = true;
-        }
-        if (have_algo) {
+        done = run(&s);
+        if (s == CUBLAS_STATUS_ALLOC_FAILED) return samk::fail_cublas(op, "cublasLtMatmul (bias epilogue)", s);
+        if (done) {
             bias_fused = true;
         } else { /* back to the default epilogue */
             cublasLtEpilogue_t none = CUBLASLT_EPILOGUE_DEFAULT;
@@ -330,23 +397,15 @@ samk_status samk_gemm(void *lt_handle, void *workspace, size_t workspace_bytes, 
             key.align_bias = 0;
         }
     }
-    if (!have_algo) {
-        if (cache_get(key, &algo)) {
-            have_algo = true;
-        } else {
-            s = heuristic(h, desc.d, la.l, lb.l, lc.l, workspace_bytes, key.align_a, key.align_b, key.align_c, &algo);
-            if (s != CUBLAS_STATUS_SUCCESS) {
-                return samk::fail_cublas(op, "no cuBLASLt algorithm (cublasLtMatmulAlgoGetHeuristic)", s);
-            }
-            cache_put(key, algo);
-            have_algo = true;
-        }
+    /* 2. The plain product, bias and act by our kernel afterwards. When
+     *    cuBLASLt has no algorithm for it or its matmul fails (operands with
+     *    a dimension of 1 are refused by some versions), the reference
+     *    kernel computes the whole thing, epilogue included. Out of memory
+     *    is reported, not worked around: the caller splits its batch. */
+    if (!done && !run(&s)) {
+        if (s == CUBLAS_STATUS_ALLOC_FAILED) return samk::fail_cublas(op, "cublasLtMatmul", s);
+        return fall_back(op, p, st);
     }
-
-    const float alpha = p->alpha, beta = p->beta;
-    s = cublasLtMatmul(h, desc.d, &alpha, p->b, la.l, p->a, lb.l, &beta, p->c, lc.l, p->c, lc.l, &algo, workspace,
-                       workspace_bytes, st);
-    if (s != CUBLAS_STATUS_SUCCESS) return samk::fail_cublas(op, "cublasLtMatmul", s);
     /* cuBLASLt reports its failures through its status. A benign runtime
      * error it may leave behind internally must not be blamed on our own
      * epilogue launch below (sticky errors survive this and are reported). */

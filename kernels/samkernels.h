@@ -38,6 +38,8 @@ typedef enum {
     SAMK_ERR_CUDA = 3,        /* a CUDA runtime error (launch, memcpy) */
     SAMK_ERR_CUBLAS = 4,      /* a cuBLASLt error, or no algorithm for the problem */
     SAMK_ERR_WORKSPACE = 5,   /* the workspace passed is smaller than required */
+    SAMK_ERR_OUT_OF_MEMORY = 6, /* the device ran out of memory during the call (a launch failing with
+                                 * cudaErrorMemoryAllocation, cuBLASLt's ALLOC_FAILED): retry smaller */
 } samk_status;
 
 /* A static string for a status ("ok", "invalid argument", ...). */
@@ -97,9 +99,22 @@ typedef struct {
 /* The workspace samk_gemm wants (pass at least this much). */
 size_t samk_gemm_workspace_bytes(void);
 
-/* lt_handle is a cublasLtHandle_t created by the caller. */
+/* lt_handle is a cublasLtHandle_t created by the caller. When cuBLASLt has no
+ * algorithm for the problem or its matmul fails, samk_gemm computes it with
+ * samk_gemm_reference instead (counted by samk_gemm_fallbacks); cuBLASLt's
+ * ALLOC_FAILED is SAMK_ERR_OUT_OF_MEMORY. */
 samk_status samk_gemm(void *lt_handle, void *workspace, size_t workspace_bytes,
                       const samk_gemm_params *p, samk_stream stream);
+
+/* The reference GEMM: the same parameters, checks, product and epilogues as
+ * samk_gemm, computed by a plain tiled SIMT kernel of ours (fp32
+ * accumulation in the order k = 0, 1, …; no cuBLASLt, no tensor cores). It
+ * runs where cuBLASLt cannot (the GPU simulator), is samk_gemm's fallback,
+ * and is what cuBLASLt is compared against on a real GPU. */
+samk_status samk_gemm_reference(const samk_gemm_params *p, samk_stream stream);
+
+/* How many samk_gemm calls fell back to samk_gemm_reference in this process. */
+int64_t samk_gemm_fallbacks(void);
 
 /* -------------------------------------------------------------- attention
  * Fused (flash-style, online softmax; no Nq×Nk matrix in memory) multi-head
@@ -115,8 +130,9 @@ samk_status samk_gemm(void *lt_handle, void *workspace, size_t workspace_bytes,
  * contiguous chunks of d (q, k) or dv (v, out) channels. A packed qkv
  * projection (B, N, 3·heads·d) is q = qkv, k = qkv + heads·d,
  * v = qkv + 2·heads·d with row_stride 3·heads·d.
- * Head dims 16, 32, 64, 80, 128 (and d == dv) must be supported; others may
- * return SAMK_ERR_UNSUPPORTED. */
+ * The kernel has head dims 4, 8, 16, 32, 64, 80 and 128 with d == dv
+ * (samk_attention_supports); others return SAMK_ERR_UNSUPPORTED, and callers
+ * zero-pad the heads to a supported dim (sam/nn/gpu does). */
 typedef struct {
     samk_dtype dtype;
     int batch, heads;
@@ -137,6 +153,9 @@ typedef struct {
 } samk_attention_params;
 
 samk_status samk_attention(const samk_attention_params *p, samk_stream stream);
+
+/* 1 when samk_attention has a kernel for head dims (d, dv), else 0. */
+int samk_attention_supports(int head_dim, int head_dim_v);
 
 /* -------------------------------------------------------------- layernorm
  * Over the last dim (cols) of rows rows; with residual != NULL:
@@ -259,20 +278,6 @@ size_t samk_upscale_masks_workspace_bytes(const samk_upscale_params *p);
 samk_status samk_upscale_masks(const samk_upscale_params *p, void *workspace, size_t workspace_bytes,
                                samk_stream stream);
 
-/* ---------------------------------------------------------- preprocessing
- * The resized RGB image rgb (h, w, 3) uint8 → out (size, size, 3) channels-
- * last: (x − mean[c]) / std[c] inside, 0 in the bottom/right padding
- * (SamPredictor.set_image after ResizeLongestSide; float32 arithmetic, then
- * converted to dtype). */
-typedef struct {
-    samk_dtype dtype;
-    const uint8_t *rgb;
-    void *out;
-    int h, w, size;
-    float mean[3], std[3];
-} samk_preprocess_params;
-
-samk_status samk_preprocess(const samk_preprocess_params *p, samk_stream stream);
 
 #ifdef __cplusplus
 }

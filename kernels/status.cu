@@ -21,6 +21,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include <mutex>
+#include <set>
+#include <utility>
+
 #include "common.cuh"
 
 #ifndef SAMK_VERSION_STRING
@@ -31,6 +35,10 @@ namespace {
 
 constexpr size_t kMsgLen = 512;
 thread_local char g_msg[kMsgLen];
+
+/* (kernel, device) pairs whose dynamic shared memory limit is raised. */
+std::mutex g_smem_mu;
+std::set<std::pair<const void *, int>> g_smem_set;
 
 void vset(const char *prefix, const char *fmt, va_list ap) {
     int n = 0;
@@ -74,7 +82,8 @@ void begin(void) {
 }
 
 samk_status fail_cuda(const char *op, cudaError_t e) {
-    return fail(SAMK_ERR_CUDA, "%s: %s: %s", op, cudaGetErrorName(e), cudaGetErrorString(e));
+    const samk_status s = e == cudaErrorMemoryAllocation ? SAMK_ERR_OUT_OF_MEMORY : SAMK_ERR_CUDA;
+    return fail(s, "%s: %s: %s", op, cudaGetErrorName(e), cudaGetErrorString(e));
 }
 
 samk_status check_launch(const char *op) {
@@ -93,14 +102,19 @@ samk_status ensure_dynamic_smem(const char *op, const void *func, size_t bytes) 
         return fail(SAMK_ERR_UNSUPPORTED, "%s: needs %zu bytes of shared memory per block, the device allows %d", op,
                     bytes, optin);
     }
-    e = cudaFuncSetAttribute(func, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+    std::lock_guard<std::mutex> lock(g_smem_mu);
+    const std::pair<const void *, int> key(func, dev);
+    if (g_smem_set.count(key) != 0) return SAMK_OK;
+    e = cudaFuncSetAttribute(func, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
     if (e != cudaSuccess) return fail_cuda(op, e);
+    g_smem_set.insert(key);
     return SAMK_OK;
 }
 
 samk_status fail_cublas(const char *op, const char *what, int cublas_status) {
     const char *name = cublasLtGetStatusName(static_cast<cublasStatus_t>(cublas_status));
-    return fail(SAMK_ERR_CUBLAS, "%s: %s: %s", op, what, name != nullptr ? name : "unknown cuBLAS status");
+    const samk_status s = cublas_status == CUBLAS_STATUS_ALLOC_FAILED ? SAMK_ERR_OUT_OF_MEMORY : SAMK_ERR_CUBLAS;
+    return fail(s, "%s: %s: %s", op, what, name != nullptr ? name : "unknown cuBLAS status");
 }
 
 } // namespace samk
@@ -115,6 +129,7 @@ const char *samk_status_string(samk_status s) {
     case SAMK_ERR_CUDA: return "CUDA error";
     case SAMK_ERR_CUBLAS: return "cuBLAS error";
     case SAMK_ERR_WORKSPACE: return "workspace too small";
+    case SAMK_ERR_OUT_OF_MEMORY: return "out of memory";
     }
     return "unknown status";
 }

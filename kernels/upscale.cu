@@ -18,8 +18,11 @@
  * input pixels with the first-stage taps. Each intermediate value is an fp32
  * number computed exactly as the separate first resize computes it (same
  * taps, same single-rounding ops, no FMA contraction), so the result is bit
- * for bit the two separate resizes — and, for fp32 input, bit for bit the CPU
- * reference. No workspace (samk_upscale_masks_workspace_bytes() = 0).
+ * for bit the two separate resizes. The CPU reference evaluates the same
+ * formula in Go, which may contract a·b + c into an FMA (it does on arm64
+ * and with GOAMD64=v3), so against it the GPU agrees to the last bit or two
+ * of fp32, not always bit for bit (the tests allow 1e-5 of the scale).
+ * No workspace (samk_upscale_masks_workspace_bytes() = 0).
  *
  * Layouts: in (planes, h, w) of dtype (F32 or BF16, widened to fp32); out
  * (planes, out_h, out_w) float32 or uint8.
@@ -31,8 +34,9 @@
  *
  * Tested by the CUDA-tagged Go tests in sam/nn/gpu against the CPU backend
  * (UpscaleMasks with the fixtures' sizes: 32→128 crop 95×128 → 119×161,
- * 256→1024 crop 1024×768 → 1365×1024, down-scaling second stage, thresholded
- * output vs logits > 0); the taps and the blend by kernels/test/host_test.cu.
+ * 256→1024 crop 1024×768 → 1365×1024, down-scaling second stage) and
+ * TestUpscaleMasksThreshold (the uint8 output equals logits > threshold);
+ * the taps and the blend by kernels/test/host_test.cu.
  */
 #include "common.cuh"
 #include "upscale_math.cuh"

@@ -325,12 +325,14 @@ func workerBatch(m *Model, opts EngineOptions) int {
 
 // Fork returns a model sharing m's weights whose ops run on a fork of its
 // backend (nn.Forker: a second stream on the same device). Closing the fork
-// does not close m.
-func (m *Model) Fork(threads int) (*Model, error) {
+// does not close m. A backend that cannot provide the fork's resources
+// (a stream, memory) fails it with an *nn.Error, returned here.
+func (m *Model) Fork(threads int) (fork *Model, err error) {
 	f, ok := m.backend.(nn.Forker)
 	if !ok {
 		return nil, fmt.Errorf("backend %s cannot run a second stream", m.backend.Name())
 	}
+	defer nn.Catch(&err)
 	c := *m
 	c.backend = f.Fork(threads)
 	c.file = nil

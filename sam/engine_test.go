@@ -290,3 +290,24 @@ func TestParseDevices(t *testing.T) {
 	_, err := ParseDevices("all") // no CUDA devices in this build
 	require.Error(t, err)
 }
+
+// forkFailing is a backend whose Fork fails as the CUDA backend's does when
+// the device cannot give a second stream (an *nn.Error panic).
+type forkFailing struct{ nn.Backend }
+
+func (forkFailing) Fork(int) nn.Backend {
+	nn.Fail("Fork", nn.ErrOutOfMemory, "no memory for the fork's workspace")
+	return nil
+}
+
+// TestModelForkReturnsBackendErrors: a failing Fork is an error, not a
+// panic that escapes to the caller.
+func TestModelForkReturnsBackendErrors(t *testing.T) {
+	m := tinyModel(t, forkFailing{cpu.New()})
+	var f *Model
+	var err error
+	require.NotPanics(t, func() { f, err = m.Fork(0) })
+	require.Nil(t, f)
+	require.ErrorIs(t, err, nn.ErrOutOfMemory)
+	require.ErrorContains(t, err, "Fork")
+}

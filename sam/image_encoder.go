@@ -110,6 +110,7 @@ func interpolateLinear(v []float32, L, d, out int) []float32 {
 // (tests compare them with the reference). Cancellation is checked between
 // blocks.
 func (e *imageEncoder) forwardCtx(ctx context.Context, b nn.Backend, x nn.Tensor, trace func(name string, t nn.Tensor)) (nn.Tensor, error) {
+	defer nn.Range(b, "image encoder")()
 	p := e.cfg.PatchSize
 	h := b.Conv2D(x, e.patchW, e.patchB, p, 0) // (B, g, g, D)
 	if e.posEmbed != nil {
@@ -125,7 +126,9 @@ func (e *imageEncoder) forwardCtx(ctx context.Context, b nn.Backend, x nn.Tensor
 			b.Release(h)
 			return nil, err
 		}
+		end := nn.Range(b, fmt.Sprintf("encoder block %d", i))
 		h2 := blk.forward(b, h)
+		end()
 		b.Release(h)
 		h = h2
 		if trace != nil {
@@ -133,6 +136,7 @@ func (e *imageEncoder) forwardCtx(ctx context.Context, b nn.Backend, x nn.Tensor
 		}
 	}
 	// Neck: conv1×1 → LayerNorm2d → conv3×3 (pad 1) → LayerNorm2d.
+	defer nn.Range(b, "encoder neck")()
 	n0 := b.Conv2D(h, e.neck0, nil, 1, 0) // (B, g, g, C)
 	b.Release(h)
 	n1 := e.neckLN1.forward(b, n0)

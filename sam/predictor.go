@@ -325,6 +325,7 @@ func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error)
 	H, W := e.OriginalH, e.OriginalW
 	up := nn.MaskUpscale{Pad: cfg.ImgSize, InH: e.InputH, InW: e.InputW, OutH: H, OutW: W}
 	res = make([]*Prediction, B)
+	defer nn.Range(b, "mask postprocessing")()
 	for i := range B {
 		// Upscale one prompt's masks at a time: M full-size planes instead
 		// of B·M keeps memory flat for large batches.
@@ -360,6 +361,7 @@ func (p *Predictor) decode(pts [][]point, masks []float32, multimask bool) (low,
 	m, b, cfg := p.m, p.m.backend, &p.m.Config
 	B, C, g := len(pts), cfg.PromptEmbedDim, cfg.GridSize()
 	N := len(pts[0])
+	endPE := nn.Range(b, "prompt encoder")
 	sparseHost := make([]float32, B*N*C)
 	for i := range pts {
 		m.pe.sparse(pts[i], sparseHost[i*N*C:(i+1)*N*C])
@@ -398,6 +400,9 @@ func (p *Predictor) decode(pts [][]point, masks []float32, multimask bool) (low,
 			}
 		}
 	}
+	endPE()
+	endDec := nn.Range(b, "mask decoder")
+	defer endDec()
 	all, iou := m.dec.forward(b, p.tokens, m.pe.densePE, sparse, dense, m.pe.noMask, g, tr)
 	b.Release(sparse)
 	if dense != nil {
@@ -461,6 +466,7 @@ func (p *Predictor) UpscaleLogits(low []float32, n int) (out []float32, err erro
 	}
 	defer nn.Catch(&err)
 	b, e := p.m.backend, p.emb
+	defer nn.Range(b, "mask postprocessing")()
 	t := b.Upload(low, 1, n, lr, lr)
 	u := b.UpscaleMasks(t, nn.MaskUpscale{Pad: e.ImgSize, InH: e.InputH, InW: e.InputW, OutH: e.OriginalH, OutW: e.OriginalW})
 	out = b.Download(u)

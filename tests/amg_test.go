@@ -74,7 +74,7 @@ func onFields(opt cmp.Option, names ...string) cmp.Option {
 // order, RLE counts identical to pycocotools' (the README's "byte for
 // byte"), same area, bbox, point and crop box, scores within 1e-5.
 func TestAMGParity(t *testing.T) {
-	for _, set := range []string{"tiny", "small"} {
+	for _, set := range parity.sets {
 		t.Run(set, func(t *testing.T) {
 			var fx amgFixture
 			readJSON(t, fixturePath(set, "image_0.amg.json"), &fx)

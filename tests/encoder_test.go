@@ -24,7 +24,7 @@ const (
 // TestEncoderParity runs preprocessing and the image encoder on both
 // fixture images of tiny and small and compares every stored tensor.
 func TestEncoderParity(t *testing.T) {
-	for _, set := range []string{"tiny", "small"} {
+	for _, set := range parity.sets {
 		m := loadModel(t, set, "model.safetensors")
 		for _, k := range []int{0, 1} {
 			t.Run(fmt.Sprintf("%s/image_%d", set, k), func(t *testing.T) {

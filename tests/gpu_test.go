@@ -12,8 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/samgo/samgo/cuda"
+	"github.com/samgo/samgo/cuda/cudatest"
 	"github.com/samgo/samgo/sam"
+	"github.com/samgo/samgo/sam/amg"
 	"github.com/samgo/samgo/sam/imgproc"
 	"github.com/samgo/samgo/sam/nn"
 	"github.com/samgo/samgo/sam/nn/cpu"
@@ -28,6 +29,11 @@ import (
 //   - TestGPUParityBF16 runs the same fixtures in bf16 with FIXTURES.md's
 //     bf16 tolerances (embedding max/std ≤ 0.1, logits ≤ 0.8, IoU abs ≤
 //     0.02) and requires ≥ 99% of mask pixels to agree with the CPU's.
+//   - Under the GPU simulator (make test-sim) both run the tiny fixture set
+//     alone (parityScope); TestGPUParityFP32's AMG is one small run on it
+//     against the CPU backend's (checkAMGAgainstCPU: the fixture runs have
+//     128 points over 5 crops, an hour there), and the demo model (a
+//     256-pixel encoder, many prompts) is left to GPUs.
 //   - SAM_TEST_DEVICE=cuda[:N] switches every test of the package (the
 //     CPU ones, amg_test.go's included) to that GPU in fp32, e.g.
 //     SAM_TEST_DEVICE=cuda go test -tags cuda ./tests
@@ -55,12 +61,11 @@ func testDevice() string {
 	return "cuda:0"
 }
 
-// skipWithoutGPU skips on machines without a usable CUDA device.
+// skipWithoutGPU skips on machines without a usable CUDA device (fails
+// with SAMGO_REQUIRE_GPU=1).
 func skipWithoutGPU(t testing.TB) {
 	t.Helper()
-	if _, err := cuda.DeviceCount(); err != nil {
-		t.Skip(err.Error()) // "no CUDA device: <CUDA's reason>"
-	}
+	cudatest.SkipWithoutDevice(t)
 }
 
 // gpuBackend returns a newBackend that opens spec in prec and closes it
@@ -89,13 +94,36 @@ func withBackend(nb func(testing.TB) nn.Backend, f func()) {
 	f()
 }
 
+// simScope narrows the parity tests to what the GPU simulator runs in
+// minutes (parityScope) until the test ends.
+func simScope(t *testing.T) {
+	if !cudatest.Simulated() {
+		return
+	}
+	saved := parity
+	parity = parityScope{sets: []string{"tiny"}}
+	t.Cleanup(func() { parity = saved })
+	t.Log("GPU simulator: tiny fixture set, a small AMG run against the CPU's, no vitb_decoder and no demo model")
+}
+
 func TestGPUParityFP32(t *testing.T) {
 	skipWithoutGPU(t)
+	simScope(t)
 	withBackend(gpuBackend(testDevice(), "fp32"), func() {
 		t.Run("Encoder", TestEncoderParity)
 		t.Run("Predict", TestPredictParity)
 		t.Run("EndToEnd", TestEndToEnd)
-		t.Run("Demo", TestDemoModelSegmentsScenes)
+		t.Run("AMG", func(t *testing.T) {
+			if cudatest.Simulated() {
+				checkAMGAgainstCPU(t, gpuBackend(testDevice(), "fp32")(t))
+				return
+			}
+			TestAMGParity(t)
+		})
+		t.Run("Demo", func(t *testing.T) {
+			cudatest.SkipOnSimulator(t, "the demo model's scenes take hours there")
+			TestDemoModelSegmentsScenes(t)
+		})
 	})
 }
 
@@ -110,9 +138,10 @@ const (
 
 func TestGPUParityBF16(t *testing.T) {
 	skipWithoutGPU(t)
+	simScope(t)
 	gpu := gpuBackend(testDevice(), "bf16")
 	t.Run("Encoder", func(t *testing.T) {
-		for _, set := range []string{"tiny", "small"} {
+		for _, set := range parity.sets {
 			m := loadModelOn(t, gpu(t), set)
 			for k := range 2 {
 				t.Run(fmt.Sprintf("%s/image_%d", set, k), func(t *testing.T) {
@@ -152,7 +181,7 @@ func TestGPUParityBF16(t *testing.T) {
 		}
 	})
 	t.Run("EndToEnd", func(t *testing.T) {
-		for _, set := range []string{"tiny", "small"} {
+		for _, set := range parity.sets {
 			gm, cm := loadModelOn(t, gpu(t), set), loadModelOn(t, cpu.New(), set)
 			for k := range 2 {
 				t.Run(fmt.Sprintf("%s/image_%d", set, k), func(t *testing.T) {
@@ -173,7 +202,10 @@ func TestGPUParityBF16(t *testing.T) {
 			}
 		}
 	})
-	t.Run("Demo", func(t *testing.T) { checkDemoBF16(t, gpu(t)) })
+	t.Run("Demo", func(t *testing.T) {
+		cudatest.SkipOnSimulator(t, "the demo model's scenes take hours there")
+		checkDemoBF16(t, gpu(t))
+	})
 }
 
 type predictFixture struct{ set, json, tensors, embedding string }
@@ -181,13 +213,16 @@ type predictFixture struct{ set, json, tensors, embedding string }
 // predictFixtures are TestPredictParity's fixture files.
 func predictFixtures() []predictFixture {
 	var fs []predictFixture
-	for _, set := range []string{"tiny", "small"} {
+	for _, set := range parity.sets {
 		for k := range 2 {
 			fs = append(fs, predictFixture{set, fmt.Sprintf("image_%d.predict.json", k),
 				fmt.Sprintf("image_%d.predict.safetensors", k), fmt.Sprintf("image_%d.encoder.safetensors", k)})
 		}
 	}
-	return append(fs, predictFixture{"vitb_decoder", "predict.json", "predict.safetensors", "embedding.safetensors"})
+	if parity.vitbDecoder {
+		fs = append(fs, predictFixture{"vitb_decoder", "predict.json", "predict.safetensors", "embedding.safetensors"})
+	}
+	return fs
 }
 
 // loadModelOn loads a fixture set's model on b.
@@ -302,4 +337,47 @@ func checkDemoBF16(t *testing.T, b nn.Backend) {
 	}
 	t.Logf("demo scenes (bf16): %d objects; mean IoU, 1 point: ours %.4f, reference %.4f", n, sumOurs/float64(n), sumRef/float64(n))
 	require.InDelta(t, sumRef/float64(n), sumOurs/float64(n), 0.02)
+}
+
+// checkAMGAgainstCPU runs the automatic mask generator on the tiny
+// fixture's image_0 with a 4×4 grid, no crops and no score filter, on b and
+// on the CPU backend (whose records TestAMGParity holds to the official
+// generator's), and requires the same records: count, order, points and
+// crop boxes exactly; boxes within a pixel, areas within 0.5%, masks with
+// IoU ≥ 0.995 and scores within 1e-4 (fp32 pixels at a logit of ±1e-6 may
+// fall either side of the threshold).
+func checkAMGAgainstCPU(t *testing.T, b nn.Backend) {
+	img, err := imgproc.Load(fixturePath("tiny", "image_0.png"))
+	require.NoError(t, err)
+	opts := amg.DefaultOptions()
+	opts.PointsPerSide, opts.PointsPerBatch = 4, 16
+	opts.PredIoUThresh, opts.StabilityScoreThresh = 0, 0
+	opts.OutputMode = amg.OutputMode("uncompressed_rle")
+	run := func(b nn.Backend) []amg.Record {
+		g, err := amg.New(loadModelOn(t, b, "tiny"), opts)
+		require.NoError(t, err)
+		recs, err := g.Generate(context.Background(), img)
+		require.NoError(t, err)
+		return recs
+	}
+	want, got := run(cpu.New()), run(b)
+	t.Logf("AMG, 4×4 points, no crops: %d records on the CPU, %d on %s", len(want), len(got), b.Name())
+	require.NotEmpty(t, want)
+	require.Len(t, got, len(want))
+	for i := range want {
+		w, g := want[i], got[i]
+		require.Equal(t, w.PointCoords, g.PointCoords, "record %d point", i)
+		require.Equal(t, w.CropBox, g.CropBox, "record %d crop box", i)
+		for k := range 4 {
+			require.InDelta(t, w.BBox[k], g.BBox[k], 1, "record %d bbox", i)
+		}
+		require.InDelta(t, float64(w.Area), float64(g.Area), 0.005*float64(w.Area)+1, "record %d area", i)
+		require.InDelta(t, float64(w.PredictedIoU), float64(g.PredictedIoU), 1e-4, "record %d predicted_iou", i)
+		require.InDelta(t, float64(w.StabilityScore), float64(g.StabilityScore), 1e-4, "record %d stability_score", i)
+		wm, err := w.Mask()
+		require.NoError(t, err)
+		gm, err := g.Mask()
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, maskIoU(wm.Pix, gm.Pix), 0.995, "record %d mask IoU", i)
+	}
 }

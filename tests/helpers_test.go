@@ -28,6 +28,17 @@ func fixturePath(parts ...string) string {
 // may swap it (see gpu_test.go).
 var newBackend = func(t testing.TB) nn.Backend { return cpu.New() }
 
+// parityScope is what the parity tests cover: every fixture set and the
+// real-size vitb_decoder on the CPU and on a GPU; under the GPU simulator
+// (tests/gpu_test.go, make test-sim) the tiny set, which takes the same
+// code paths in minutes instead of hours.
+type parityScope struct {
+	sets        []string // encoder, predict, end-to-end and AMG fixture sets
+	vitbDecoder bool     // TestPredictParity on vitb_decoder too
+}
+
+var parity = parityScope{sets: []string{"tiny", "small"}, vitbDecoder: true}
+
 // loadModel loads a fixture set's model with its config.json.
 func loadModel(t testing.TB, set, file string) *sam.Model {
 	t.Helper()

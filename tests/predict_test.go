@@ -67,14 +67,16 @@ func (c predictCase) prompts(t testing.TB, ref tensors, name string) []sam.Promp
 func TestPredictParity(t *testing.T) {
 	type fixture struct{ set, json, tensors, embedding, embName string }
 	var fixtures []fixture
-	for _, set := range []string{"tiny", "small"} {
+	for _, set := range parity.sets {
 		for k := range 2 {
 			fixtures = append(fixtures, fixture{set,
 				fmt.Sprintf("image_%d.predict.json", k), fmt.Sprintf("image_%d.predict.safetensors", k),
 				fmt.Sprintf("image_%d.encoder.safetensors", k), "embedding"})
 		}
 	}
-	fixtures = append(fixtures, fixture{"vitb_decoder", "predict.json", "predict.safetensors", "embedding.safetensors", "embedding"})
+	if parity.vitbDecoder {
+		fixtures = append(fixtures, fixture{"vitb_decoder", "predict.json", "predict.safetensors", "embedding.safetensors", "embedding"})
+	}
 
 	for _, fx := range fixtures {
 		t.Run(fx.set+"/"+fx.json, func(t *testing.T) {
@@ -179,7 +181,7 @@ func checkCase(t *testing.T, p *sam.Predictor, c predictCase, ref tensors, name 
 // TestEndToEnd runs image → embedding → prompts for tiny and small, with
 // our own embedding, and checks the logits and masks of every case.
 func TestEndToEnd(t *testing.T) {
-	for _, set := range []string{"tiny", "small"} {
+	for _, set := range parity.sets {
 		for k := range 2 {
 			t.Run(fmt.Sprintf("%s/image_%d", set, k), func(t *testing.T) {
 				m := loadModel(t, set, "model.safetensors")

@@ -413,6 +413,7 @@ static void test_validation() {
     CHECK(strcmp(samk_status_string(SAMK_OK), "ok") == 0, "status string ok");
     CHECK(strcmp(samk_status_string(SAMK_ERR_UNSUPPORTED), "unsupported") == 0, "status string unsupported");
     CHECK(strlen(samk_status_string(SAMK_ERR_WORKSPACE)) > 0, "status string workspace");
+    CHECK(strcmp(samk_status_string(SAMK_ERR_OUT_OF_MEMORY), "out of memory") == 0, "status string out of memory");
     CHECK(strstr(samk_version(), "samkernels") != nullptr, "version %s", samk_version());
     printf("version: %s\n", samk_version());
 
@@ -493,6 +494,10 @@ static void test_validation() {
     CHECK(has_prefix(samk_last_error(), "samk_gemm: null cuBLASLt handle"), "message: %s", samk_last_error());
     gp.lda = 5; // < k
     CHECK(samk_gemm(d, nullptr, 0, &gp, nullptr) == SAMK_ERR_INVALID_ARG, "gemm lda");
+    /* The reference kernel takes the same parameters with the same checks. */
+    CHECK(samk_gemm_reference(&gp, nullptr) == SAMK_ERR_INVALID_ARG, "gemm_reference lda");
+    CHECK(has_prefix(samk_last_error(), "samk_gemm_reference: lda 5 < 6"), "message: %s", samk_last_error());
+    CHECK(samk_gemm_reference(nullptr, nullptr) == SAMK_ERR_INVALID_ARG, "gemm_reference null params");
     gp.lda = 6;
     gp.trans_b = 1; // B stored n×k: ldb must be ≥ k = 6
     CHECK(samk_gemm(d, nullptr, 0, &gp, nullptr) == SAMK_ERR_INVALID_ARG, "gemm ldb trans_b");
@@ -505,6 +510,11 @@ static void test_validation() {
     gp.act = SAMK_ACT_NONE;
     gp.m = 0;
     CHECK(samk_gemm(d, nullptr, 0, &gp, nullptr) == SAMK_OK, "gemm empty");
+    CHECK(samk_gemm_reference(&gp, nullptr) == SAMK_OK, "gemm_reference empty");
+    gp.m = 4;
+    gp.k = 0;
+    CHECK(samk_gemm_reference(&gp, nullptr) == SAMK_ERR_UNSUPPORTED, "gemm_reference k = 0");
+    CHECK(samk_gemm_fallbacks() == 0, "no fallbacks without a device");
     CHECK(samk_gemm_workspace_bytes() >= (size_t(4) << 20), "gemm workspace size");
 
     samk_window_params wp;
@@ -556,15 +566,6 @@ static void test_validation() {
     up.out_mode = 2;
     CHECK(samk_upscale_masks(&up, nullptr, 0, nullptr) == SAMK_ERR_INVALID_ARG, "upscale out_mode");
     CHECK(samk_upscale_masks_workspace_bytes(&up) == 0, "upscale workspace");
-
-    samk_preprocess_params pp;
-    memset(&pp, 0, sizeof pp);
-    pp.dtype = SAMK_F32;
-    pp.h = 10;
-    pp.w = 20;
-    pp.size = 16; // w > size
-    pp.std[0] = pp.std[1] = pp.std[2] = 1;
-    CHECK(samk_preprocess(&pp, nullptr) == SAMK_ERR_INVALID_ARG, "preprocess image larger than square");
 
     CHECK(samk_add(SAMK_F32, d, d, d, 10, 3, nullptr) == SAMK_ERR_INVALID_ARG, "add nb does not divide n");
     CHECK(samk_convert(d, SAMK_F32, d, SAMK_BF16, -1, nullptr) == SAMK_ERR_INVALID_ARG, "convert negative n");

@@ -3,7 +3,6 @@
 package gpu
 
 import (
-	"errors"
 	"math"
 	"unsafe"
 
@@ -11,10 +10,10 @@ import (
 	"github.com/samgo/samgo/sam/nn"
 )
 
-// attnDims are the head dims samk_attention must support
-// (kernels/samkernels.h); a head dim it rejects is zero-padded to the next
-// of these.
-var attnDims = []int{16, 32, 64, 80, 128}
+// attnPadDims are the head dims a head is zero-padded to when
+// samk_attention has no kernel for it (bindings.AttentionSupports: e.g. 12,
+// or d ≠ dv): the smallest of them that holds max(d, dv).
+var attnPadDims = []int{16, 32, 64, 80, 128}
 
 // Attention: q (B, Nq, heads·d), k (B, Nk, heads·d), v (B, Nk, heads·dv) →
 // (B, Nq, heads·dv), per head softmax(q·kᵀ/√d + bias)·v with the decomposed
@@ -100,20 +99,25 @@ func (c *call) attention(a attnArgs) {
 	if a.rel != nil {
 		p.RelH, p.RelW, p.QH, p.QW = a.relH.ptr(), a.relW.ptr(), a.rel.QH, a.rel.QW
 	}
-	err := bindings.Attention(&p, c.s)
-	if errors.Is(err, bindings.ErrUnsupported) {
-		if dp := paddedHeadDim(max(a.d, a.dv)); dp > 0 {
-			c.attentionPadded(a, p, dp)
-			return
+	// The padded path is chosen up front from the kernel's own list, so
+	// that any error of the launch itself (a shared memory or grid limit)
+	// is reported, not retried with padding.
+	if !bindings.AttentionSupports(a.d, a.dv) {
+		dp := paddedHeadDim(max(a.d, a.dv))
+		if dp == 0 {
+			nn.Fail(c.op, nn.ErrShape, "head dims %d/%d: no attention kernel (largest %d)", a.d, a.dv, attnPadDims[len(attnPadDims)-1])
 		}
+		c.attentionPadded(a, p, dp)
+		return
 	}
-	c.check(err)
+	c.check(bindings.Attention(&p, c.s))
 }
 
-// paddedHeadDim returns the smallest supported head dim ≥ d (0 if none).
+// paddedHeadDim returns the smallest supported padded head dim ≥ d (0 if
+// none).
 func paddedHeadDim(d int) int {
-	for _, s := range attnDims {
-		if s >= d {
+	for _, s := range attnPadDims {
+		if s >= d && bindings.AttentionSupports(s, s) {
 			return s
 		}
 	}
@@ -121,8 +125,8 @@ func paddedHeadDim(d int) int {
 }
 
 // attentionPadded runs the attention with every head zero-padded to dp
-// channels (the decoder's small heads: 4 or 8 channels in the test
-// models). Zero channels add nothing to q·k or to the rel-pos terms, and
+// channels (head dims without a kernel, such as 12, and d ≠ dv). Zero
+// channels add nothing to q·k or to the rel-pos terms, and
 // the padded output channels are zero and dropped; the scale stays
 // 1/√d of the real head dim. q, k, v and the tables are gathered into
 // padded scratch with one strided copy per head.

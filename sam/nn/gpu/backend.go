@@ -5,6 +5,7 @@ package gpu
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ type Backend struct {
 	dtype bindings.DType
 	prec  string // "fp32" or "bf16"
 	name  string
+	gemm  string // "cublaslt" or "reference" (SAMGO_GEMM)
 
 	mu     sync.Mutex // serialises ops; guards closed and the staging buffers
 	closed bool
@@ -49,7 +51,10 @@ type Backend struct {
 	stage  *staging
 }
 
-var _ nn.Backend = (*Backend)(nil)
+var (
+	_ nn.Backend = (*Backend)(nil)
+	_ nn.Marker  = (*Backend)(nil)
+)
 
 func init() {
 	nn.Register("cuda", func(dev int, opts nn.Options) (nn.Backend, error) {
@@ -74,11 +79,41 @@ func parsePrecision(p string) (bindings.DType, string, error) {
 	return 0, "", fmt.Errorf("cuda: precision %q is not supported (fp32 or bf16)", p)
 }
 
+// GEMM implementations, chosen per backend at creation from the
+// environment variable SAMGO_GEMM.
+const (
+	// GEMMCuBLASLt (the default; SAMGO_GEMM unset, "" or "cublaslt") runs
+	// every matrix product through cuBLASLt (samk_gemm), which falls back
+	// to the reference kernel for problems cuBLASLt refuses.
+	GEMMCuBLASLt = "cublaslt"
+	// GEMMReference (SAMGO_GEMM=reference) runs every matrix product on
+	// the reference kernel (samk_gemm_reference) and never creates a
+	// cuBLASLt handle: the GPU simulator cannot run cuBLASLt.
+	GEMMReference = "reference"
+)
+
+// gemmFromEnv returns the GEMM implementation SAMGO_GEMM asks for.
+func gemmFromEnv() (string, error) {
+	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("SAMGO_GEMM"))); v {
+	case "", GEMMCuBLASLt:
+		return GEMMCuBLASLt, nil
+	case GEMMReference:
+		return GEMMReference, nil
+	default:
+		return "", fmt.Errorf("cuda: SAMGO_GEMM=%q: want %q (default) or %q", v, GEMMCuBLASLt, GEMMReference)
+	}
+}
+
 // New creates a backend on CUDA device dev with opts.Precision "fp32"
-// (default) or "bf16"; opts.Threads is ignored. Without a usable device
-// the error wraps cuda.ErrNoDevice.
+// (default) or "bf16"; opts.Threads is ignored. The GEMM implementation
+// comes from SAMGO_GEMM (GEMMCuBLASLt, GEMMReference). Without a usable
+// device the error wraps cuda.ErrNoDevice.
 func New(dev int, opts nn.Options) (*Backend, error) {
 	dtype, prec, err := parsePrecision(opts.Precision)
+	if err != nil {
+		return nil, err
+	}
+	gemm, err := gemmFromEnv()
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +132,11 @@ func New(dev int, opts nn.Options) (*Backend, error) {
 		return nil, fmt.Errorf("cuda:%d: %s has compute capability %s; the kernels need %d.%d or newer",
 			dev, info.Name, info.ComputeCapability(), minComputeCapability/10, minComputeCapability%10)
 	}
-	b := &Backend{dev: dev, dtype: dtype, prec: prec, name: fmt.Sprintf("cuda:%d (%s, %s)", dev, info.Name, prec)}
+	name := fmt.Sprintf("cuda:%d (%s, %s)", dev, info.Name, prec)
+	if gemm == GEMMReference {
+		name = fmt.Sprintf("cuda:%d (%s, %s, reference GEMM)", dev, info.Name, prec)
+	}
+	b := &Backend{dev: dev, dtype: dtype, prec: prec, name: name, gemm: gemm}
 	if err := b.open(); err != nil {
 		return nil, fmt.Errorf("cuda:%d: %w", dev, err)
 	}
@@ -120,8 +159,10 @@ func (b *Backend) open() (err error) {
 		return err
 	}
 	b.pool = cuda.NewPool(b.dev, cuda.PoolOptions{})
-	if b.lt, err = cuda.NewLt(b.dev, bindings.GemmWorkspaceBytes()); err != nil {
-		return err
+	if b.gemm != GEMMReference {
+		if b.lt, err = cuda.NewLt(b.dev, bindings.GemmWorkspaceBytes()); err != nil {
+			return err
+		}
 	}
 	b.stage, err = newStaging(b.dev, stagingBytes)
 	return err
@@ -153,6 +194,15 @@ func (b *Backend) Device() int { return b.dev }
 
 // Precision returns "fp32" or "bf16".
 func (b *Backend) Precision() string { return b.prec }
+
+// StartRange opens an NVTX range (nn.Marker): the model marks the image
+// encoder, each of its blocks, the prompt encoder, the mask decoder and
+// the mask post-processing, so Nsight Systems shows SAM's structure above
+// the kernels.
+func (b *Backend) StartRange(name string) (end func()) { return cuda.StartRange(name) }
+
+// GEMM returns the GEMM implementation: GEMMCuBLASLt or GEMMReference.
+func (b *Backend) GEMM() string { return b.gemm }
 
 // Close waits for queued work and releases the backend's memory pool (every
 // tensor it holds), stream, cuBLASLt handle and pinned buffers. Later ops
@@ -219,7 +269,7 @@ func (b *Backend) Fork(threads int) nn.Backend {
 	if err := b.Sync(); err != nil {
 		nn.Fail(op, err, "")
 	}
-	f := &Backend{dev: b.dev, dtype: b.dtype, prec: b.prec, name: b.name}
+	f := &Backend{dev: b.dev, dtype: b.dtype, prec: b.prec, name: b.name, gemm: b.gemm}
 	if err := f.open(); err != nil {
 		nn.Fail(op, err, "")
 	}
@@ -281,11 +331,19 @@ func (c *call) end() {
 	}
 }
 
-// check fails the op with err (a CUDA, cuBLASLt or kernel error).
+// check fails the op with err (a CUDA, cuBLASLt or kernel error). A
+// kernel's out-of-memory status (a launch that failed with
+// cudaErrorMemoryAllocation, cuBLASLt's ALLOC_FAILED) becomes
+// nn.ErrOutOfMemory, so that callers split their work instead of giving up
+// on the device.
 func (c *call) check(err error) {
-	if err != nil {
-		nn.Fail(c.op, err, "")
+	if err == nil {
+		return
 	}
+	if errors.Is(err, bindings.ErrOutOfMemory) && !errors.Is(err, nn.ErrOutOfMemory) {
+		err = fmt.Errorf("%w: %w", nn.ErrOutOfMemory, err)
+	}
+	nn.Fail(c.op, err, "")
 }
 
 // scratchBytes returns n bytes of device memory for the op's duration.
@@ -302,11 +360,16 @@ func (c *call) scratchBytes(n int64) unsafe.Pointer {
 }
 
 // gemm runs samk_gemm in the backend's precision with its cuBLASLt
-// workspace; p.DType is set here.
+// workspace, or samk_gemm_reference (SAMGO_GEMM=reference); p.DType is
+// set here.
 func (c *call) gemm(p bindings.GemmParams) {
 	p.DType = c.b.dtype
 	if p.Batch == 0 {
 		p.Batch = 1
+	}
+	if c.b.lt == nil {
+		c.check(bindings.GemmReference(&p, c.s))
+		return
 	}
 	ws, wsBytes := c.b.lt.Workspace()
 	c.check(bindings.Gemm(c.b.lt.Handle(), ws, wsBytes, &p, c.s))

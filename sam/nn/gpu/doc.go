@@ -22,12 +22,15 @@
 // # Ops
 //
 // Each op maps to kernels as follows: Linear = samk_gemm (weight as
-// transposed B, bias and activation in the epilogue), MatMulT = batched
+// transposed B, bias and activation in the epilogue; cuBLASLt, falling back
+// to the reference kernel for problems cuBLASLt refuses, or the reference
+// kernel samk_gemm_reference throughout with SAMGO_GEMM=reference, as under
+// the GPU simulator), MatMulT = batched
 // samk_gemm, Conv2D = samk_im2col + samk_gemm (1×1 convolutions skip
 // im2col), ConvTranspose2D = samk_gemm + samk_convt_scatter, LayerNorm and
 // AddLayerNorm = samk_layernorm, Attention and AttentionQKV = samk_attention
-// (strides describe the packed qkv layout; head dims the kernel lacks are
-// zero-padded to one it has), WindowPartition/Unpartition = samk_window,
+// (strides describe the packed qkv layout; head dims the kernel lacks,
+// samk_attention_supports, are zero-padded to one it has), WindowPartition/Unpartition = samk_window,
 // Add = samk_add, Activation = samk_bias_act, Concat/Slice/Repeat =
 // cudaMemcpy2DAsync, Transpose = samk_transpose, MaskDownsample =
 // samk_mask_downsample (or the unfused ops for sizes that are not multiples
@@ -64,11 +67,25 @@
 // columns, GEMM intermediates, kernel workspaces) comes from the same pool
 // and is returned when the op has been enqueued. An allocation the device
 // cannot satisfy fails the op with an *nn.Error wrapping nn.ErrOutOfMemory
-// (callers may split the work and retry). PeakMemory, ResetPeakMemory,
+// (callers may split the work and retry), and so does a kernel or cuBLASLt
+// call that runs out of memory (bindings.ErrOutOfMemory). PeakMemory, ResetPeakMemory,
 // MemoryInUse and PoolStats report the pool's figures; Close returns
 // everything to the driver.
 //
 // Setting SAMGO_CUDA_POOL=exact gives every tensor its own cudaMalloc, so
 // that compute-sanitizer's memcheck sees each tensor's bounds (make
 // test-gpu SANITIZE=1 does this).
+//
+// # Profiling
+//
+// The backend is an nn.Marker: the model's ranges (image encoder, encoder
+// block N, encoder neck, prompt encoder, mask decoder, mask
+// postprocessing) become NVTX ranges, which Nsight Systems shows above the
+// kernels (make profile).
+//
+// # Testing without a GPU
+//
+// make test-sim runs every test of this package under GPGPU-Sim
+// (tests/gpusim): tables hold simulation-sized cases for every code path,
+// and the SAM-sized cases skip there (cudatest.Simulated).
 package gpu

@@ -10,23 +10,24 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/samgo/samgo/cuda"
+	"github.com/samgo/samgo/cuda/cudatest"
 	"github.com/samgo/samgo/sam/nn"
 	"github.com/samgo/samgo/sam/nn/cpu"
 )
 
 // Every op is run on the CPU reference backend and on the GPU in both
-// precisions, from the same host inputs, and the results compared:
+// precisions, from the same host inputs (rounded to bfloat16 for the CPU
+// when the GPU runs bf16, so both start from the same values), and the
+// results compared:
 //
 //   - fp32: max |gpu − cpu| ≤ tol·scale elementwise with
 //     scale = max(1, max |cpu|); tol is 1e-5 unless a test says otherwise
 //     (both sides are fp32 with different summation orders and
 //     transcendental functions: a few ulp of the largest value).
 //   - bf16: the normalised mean squared error (ggml's test-backend-ops
-//     NMSE) Σ(gpu − cpu)² / Σ cpu² ≤ 1e-4. Rounding inputs and outputs to
-//     bfloat16 (8 significant bits, relative error ≤ 2⁻⁹) gives about
-//     1e-6 for one rounding and a few 1e-6 for a product of two rounded
-//     operands; 1e-4 leaves a factor of ~20 for accumulation order and
+//     NMSE) Σ(gpu − cpu)² / Σ cpu² ≤ 1e-4. Rounding an output to bfloat16
+//     (8 significant bits, relative error ≤ 2⁻⁹) gives about 1e-6, and
+//     intermediates stored as bf16 inside an op a few 1e-6; 1e-4 leaves a factor of ~20 for accumulation order and
 //     chains of ops while still catching a wrong index, a missing bias or
 //     a wrong scale (each gives NMSE ≳ 1e-2).
 
@@ -36,16 +37,25 @@ const (
 )
 
 // gpuOrSkip returns a backend on cuda:0 in the given precision, or skips
-// the test on machines without a usable GPU.
+// the test on machines without a usable GPU (fails it with
+// SAMGO_REQUIRE_GPU=1).
 func gpuOrSkip(t testing.TB, prec string) *Backend {
 	t.Helper()
-	if _, err := cuda.DeviceCount(); err != nil {
-		t.Skip(err.Error()) // "no CUDA device: <CUDA's reason>"
-	}
+	cudatest.SkipWithoutDevice(t)
 	b, err := New(0, nn.Options{Precision: prec})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, b.Close()) })
 	return b
+}
+
+// fullSize marks a case at SAM's real sizes: it runs on GPUs and is
+// skipped under the GPU simulator (minutes to hours there), where a
+// simulation-sized case of the same table takes the same code paths.
+func fullSize(t *testing.T, full bool) {
+	t.Helper()
+	if full {
+		cudatest.SkipOnSimulator(t, "SAM-sized case; the simulation-sized cases beside it take the same code paths")
+	}
 }
 
 // forPrecisions runs f as a subtest per precision.
@@ -91,14 +101,21 @@ type opFunc func(b nn.Backend, in []nn.Tensor) []nn.Tensor
 func checkOp(t *testing.T, g *Backend, tol float64, f opFunc, ins ...host) {
 	t.Helper()
 	c := cpu.New()
-	upload := func(b nn.Backend) []nn.Tensor {
+	upload := func(b nn.Backend, round bool) []nn.Tensor {
 		out := make([]nn.Tensor, len(ins))
 		for i, h := range ins {
-			out[i] = b.Upload(h.d, h.s...)
+			d := h.d
+			if round {
+				d = roundedBF16(d)
+			}
+			out[i] = b.Upload(d, h.s...)
 		}
 		return out
 	}
-	cin, gin := upload(c), upload(g)
+	// In bf16 the CPU starts from the inputs as the GPU stores them, so
+	// that the comparison measures the op, not the rounding of its inputs
+	// (which large logits amplify far beyond any kernel error).
+	cin, gin := upload(c, g.prec == "bf16"), upload(g, false)
 	want := f(c, cin)
 	got := runGPU(t, func() []nn.Tensor { return f(g, gin) })
 	require.Len(t, got, len(want))
@@ -108,6 +125,18 @@ func checkOp(t *testing.T, g *Backend, tol float64, f opFunc, ins ...host) {
 	}
 	c.Release(append(cin, want...)...)
 	g.Release(append(gin, got...)...)
+}
+
+// roundedBF16 returns d rounded to bfloat16 (nearest even), as Upload of a
+// bf16 backend stores it.
+func roundedBF16(d []float32) []float32 {
+	out := make([]float32, len(d))
+	for i, v := range d {
+		b := math.Float32bits(v)
+		b += 0x7fff + (b>>16)&1
+		out[i] = math.Float32frombits(b &^ 0xffff)
+	}
+	return out
 }
 
 // runGPU runs f, failing the test with the op's error if it panics.

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/cuda"
+	"github.com/samgo/samgo/cuda/cudatest"
 	"github.com/samgo/samgo/sam"
 	"github.com/samgo/samgo/sam/nn"
 	"github.com/samgo/samgo/sam/nn/cpu"
@@ -82,6 +83,7 @@ func TestViTBEncoderRandomWeights(t *testing.T) {
 	if testing.Short() {
 		t.Skip("full-size ViT-B on the CPU and the GPU (about 30 s): skipped with -short")
 	}
+	fullSize(t, true)
 	g32, g16 := gpuOrSkip(t, "fp32"), gpuOrSkip(t, "bf16")
 	in := randomInput(sam.VitB.ImgSize, 1)
 	ref := encodeRandom(t, cpu.New(), sam.VitB, in)
@@ -96,6 +98,7 @@ func TestViTHEncoderRandomWeights(t *testing.T) {
 	if testing.Short() {
 		t.Skip("full-size ViT-H on the GPU in two precisions: skipped with -short")
 	}
+	fullSize(t, true)
 	g32, g16 := gpuOrSkip(t, "fp32"), gpuOrSkip(t, "bf16")
 	in := randomInput(sam.VitH.ImgSize, 2)
 	e32 := encodeRandom(t, g32, sam.VitH, in)
@@ -141,6 +144,7 @@ func TestDecoderRandomWeights(t *testing.T) {
 	if testing.Short() {
 		t.Skip("full-size decoder on the CPU and the GPU: skipped with -short")
 	}
+	fullSize(t, true)
 	g32, g16 := gpuOrSkip(t, "fp32"), gpuOrSkip(t, "bf16")
 	low, iou := decodeRandom(t, cpu.New(), 16)
 	low32, iou32 := decodeRandom(t, g32, 16)
@@ -158,8 +162,8 @@ func TestMemoryReturnsToBaseline(t *testing.T) {
 		t.Run(prec, func(t *testing.T) {
 			g := gpuOrSkip(t, prec)
 			cfg := sam.VitB
-			if testing.Short() {
-				cfg = tinyConfig()
+			if testing.Short() || cudatest.Simulated() {
+				cfg = tinyConfig(t)
 			}
 			m, err := sam.NewRandom(cfg, g, 1)
 			require.NoError(t, err)
@@ -171,8 +175,12 @@ func TestMemoryReturnsToBaseline(t *testing.T) {
 			emb, err := m.EncodeInput(context.Background(), in, 1, nil)
 			require.NoError(t, err)
 			require.Equal(t, base, g.MemoryInUse(), "encoder: every intermediate released")
+			// EncodeInput leaves the image sizes to the caller: the input
+			// is a whole S×S image.
+			e := emb[0]
+			e.ImgSize, e.OriginalH, e.OriginalW, e.InputH, e.InputW = cfg.ImgSize, cfg.ImgSize, cfg.ImgSize, cfg.ImgSize, cfg.ImgSize
 			p := sam.NewPredictor(m)
-			require.NoError(t, p.SetEmbedding(emb[0]))
+			require.NoError(t, p.SetEmbedding(e))
 			_, err = p.PredictBatch(context.Background(), []sam.Prompt{
 				{Points: []sam.Point{{X: 10, Y: 20, Label: 1}}, Multimask: true},
 				{Points: []sam.Point{{X: 30, Y: 5, Label: 1}}, Multimask: true},
@@ -190,13 +198,11 @@ func TestMemoryReturnsToBaseline(t *testing.T) {
 
 func fmtBytes(n int64) string { return cuda.FormatBytes(n) }
 
-// tinyConfig is a small model for -short runs: 128×128 input, 4 blocks.
-func tinyConfig() sam.Config {
-	cfg := sam.VitB
-	cfg.Name = "tiny"
-	cfg.ImgSize = 128
-	cfg.EncoderEmbedDim, cfg.EncoderDepth, cfg.EncoderNumHeads, cfg.EncoderMLPDim = 64, 4, 4, 256
-	cfg.EncoderGlobalAttnIndexes = []int{1, 3}
-	cfg.EncoderWindowSize = 3
+// tinyConfig is the tiny fixture's model (tests/testdata/tiny: 128×128
+// input, 4 blocks of 64 channels, a 32-channel decoder) for -short and
+// simulator runs.
+func tinyConfig(t *testing.T) sam.Config {
+	cfg, err := sam.ReadConfig("../../../tests/testdata/tiny/config.json")
+	require.NoError(t, err)
 	return cfg
 }

@@ -43,3 +43,47 @@ func TestRegisteredWithoutDevice(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, devs)
 }
+
+func TestGEMMFromEnv(t *testing.T) {
+	for env, want := range map[string]string{"": GEMMCuBLASLt, "cublaslt": GEMMCuBLASLt, " Reference ": GEMMReference} {
+		t.Setenv("SAMGO_GEMM", env)
+		got, err := gemmFromEnv()
+		require.NoError(t, err, env)
+		require.Equal(t, want, got, env)
+	}
+	t.Setenv("SAMGO_GEMM", "cublas")
+	_, err := gemmFromEnv()
+	require.ErrorContains(t, err, `"reference"`)
+}
+
+func TestAttentionKernelHeadDims(t *testing.T) {
+	for _, d := range []int{4, 8, 16, 32, 64, 80, 128} {
+		require.True(t, bindings.AttentionSupports(d, d), "d = %d", d)
+	}
+	for _, d := range [][2]int{{12, 12}, {16, 32}, {96, 96}, {0, 0}, {-1, -1}} {
+		require.False(t, bindings.AttentionSupports(d[0], d[1]), "d = %v", d)
+	}
+}
+
+// TestKernelOutOfMemoryIsErrOutOfMemory: a launcher's out-of-memory status
+// (a launch failing with cudaErrorMemoryAllocation, cuBLASLt's
+// ALLOC_FAILED) fails the op with nn.ErrOutOfMemory, which the engine
+// answers by splitting its batch instead of retiring the device.
+func TestKernelOutOfMemoryIsErrOutOfMemory(t *testing.T) {
+	c := &call{op: "Linear"}
+	var err error
+	func() {
+		defer nn.Catch(&err)
+		c.check(&bindings.Error{Op: "samk_gemm", Status: bindings.ErrOutOfMemory,
+			Detail: "samk_gemm: cublasLtMatmul: CUBLAS_STATUS_ALLOC_FAILED"})
+	}()
+	require.ErrorIs(t, err, nn.ErrOutOfMemory)
+	require.ErrorIs(t, err, bindings.ErrOutOfMemory)
+	require.ErrorContains(t, err, "ALLOC_FAILED")
+	// Other kernel errors stay what they are.
+	func() {
+		defer nn.Catch(&err)
+		c.check(&bindings.Error{Op: "samk_attention", Status: bindings.ErrCUDA, Detail: "cudaErrorIllegalAddress"})
+	}()
+	require.NotErrorIs(t, err, nn.ErrOutOfMemory)
+}
