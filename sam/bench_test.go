@@ -48,7 +48,7 @@ func benchmarkDecoder(b *testing.B, prompts int) {
 	}
 	ps := make([]Prompt, prompts)
 	for i := range ps {
-		ps[i] = Prompt{Points: []Point{{X: rng.Float64() * float64(S), Y: rng.Float64() * float64(S), Label: 1}}, Multimask: true}
+		ps[i] = Prompt{Points: []Point{{X: rng.Float64() * float64(S), Y: rng.Float64() * float64(S), Label: 1}}}
 	}
 	b.ResetTimer()
 	for b.Loop() {

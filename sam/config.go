@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -253,11 +254,15 @@ type jsonConfig struct {
 // ReadConfig reads a JSON config: this package's format (the field names of
 // Config, which are also the fixtures' config.json keys, with the demo
 // model's shorter aliases), or a Hugging Face SamConfig config.json
-// (vision_config / prompt_encoder_config / mask_decoder_config). Keys it
-// does not list are ignored (the fixtures carry an "init" recipe, for
-// example); keys it lists but cannot honour (another activation, a BGR
-// image format) are errors. Values not in the file keep the official
-// defaults (ViT-B); Load checks the result against the checkpoint's shapes.
+// (vision_config / prompt_encoder_config / mask_decoder_config). In this
+// package's format a key it does not know is an error naming it (a
+// misspelt "decoder_num_head" would otherwise leave the default standing);
+// the fixtures' descriptive keys ("init", "embedding_scale") are allowed
+// and ignored. A Hugging Face file is read leniently: transformers writes
+// dozens of keys that do not shape the model. Keys it lists but cannot
+// honour (another activation, a BGR image format) are errors. Values not
+// in the file keep the official defaults (ViT-B); Load checks the result
+// against the checkpoint's shapes.
 func ReadConfig(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -272,13 +277,71 @@ func ReadConfig(path string) (Config, error) {
 
 // ParseConfig is ReadConfig on bytes.
 func ParseConfig(b []byte) (Config, error) {
+	c, _, err := parseConfig(b)
+	return c, err
+}
+
+// parseConfig is ParseConfig that also returns which of the keys that no
+// tensor shape shows (invisibleKeys) the file gave.
+func parseConfig(b []byte) (Config, map[string]bool, error) {
 	c := VitB
 	c.Name = ""
 	c.EncoderGlobalAttnIndexes = nil
-	if err := c.applyJSON(b); err != nil {
-		return Config{}, err
+	given, err := c.applyJSON(b)
+	if err != nil {
+		return Config{}, nil, err
 	}
-	return c, c.Validate()
+	return c, given, c.Validate()
+}
+
+// invisibleKeys are the hyper-parameters of c that no tensor shape shows
+// and CheckShapes therefore cannot check: the decoder's head count; an
+// encoder's heads, window and global blocks when it has no rel-pos tables
+// (whose lengths and widths tell them otherwise); the input and patch size
+// of a decoder-only model.
+func invisibleKeys(c *Config) []string {
+	keys := []string{"decoder_num_heads"}
+	switch {
+	case !c.HasImageEncoder:
+		keys = append(keys, "img_size", "patch_size")
+	case !c.EncoderUseRelPos:
+		keys = append(keys, "encoder_num_heads", "encoder_window_size", "encoder_global_attn_indexes")
+	}
+	return keys
+}
+
+// configValue formats the value of one of invisibleKeys.
+func configValue(c *Config, key string) string {
+	var v any
+	switch key {
+	case "decoder_num_heads":
+		v = c.DecoderNumHeads
+	case "img_size":
+		v = c.ImgSize
+	case "patch_size":
+		v = c.PatchSize
+	case "encoder_num_heads":
+		v = c.EncoderNumHeads
+	case "encoder_window_size":
+		v = c.EncoderWindowSize
+	case "encoder_global_attn_indexes":
+		v = c.EncoderGlobalAttnIndexes
+	}
+	j, _ := json.Marshal(v)
+	return string(j)
+}
+
+// inferConfig is InferConfig that also lists what it assumed.
+func inferConfig(shapes map[string][]int) (Config, []string, error) {
+	c, err := InferConfig(shapes)
+	if err != nil {
+		return c, nil, err
+	}
+	var assumed []string
+	for _, k := range invisibleKeys(&c) {
+		assumed = append(assumed, k+"="+configValue(&c, k))
+	}
+	return c, assumed, nil
 }
 
 // setFrom sets *dst to the last non-nil source.
@@ -331,9 +394,14 @@ type hfConfig struct {
 // not taken: HF's mask decoder uses 1e-6 where the official two-way
 // transformer (and the trained weights) use nn.LayerNorm's 1e-5, and this
 // implementation follows the official model.
-func (c *Config) applyHF(h *hfConfig) error {
+func (c *Config) applyHF(h *hfConfig, given map[string]bool) error {
 	set := setFrom[int]
 	if v := h.Vision; v != nil {
+		given["encoder_num_heads"] = v.NumAttentionHeads != nil
+		given["encoder_window_size"] = v.WindowSize != nil
+		given["encoder_global_attn_indexes"] = v.GlobalAttn != nil
+		given["img_size"] = v.ImageSize != nil
+		given["patch_size"] = v.PatchSize != nil
 		set(&c.EncoderEmbedDim, v.HiddenSize)
 		set(&c.PromptEmbedDim, v.OutputChannels)
 		set(&c.EncoderDepth, v.NumHiddenLayers)
@@ -369,6 +437,7 @@ func (c *Config) applyHF(h *hfConfig) error {
 		set(&c.DecoderMLPDim, d.MLPDim)
 		set(&c.DecoderDepth, d.NumHiddenLayers)
 		set(&c.DecoderNumHeads, d.NumAttentionHeads)
+		given["decoder_num_heads"] = d.NumAttentionHeads != nil
 		set(&c.DecoderAttentionDownsampleRate, d.AttentionDownsample)
 		set(&c.NumMultimaskOutputs, d.NumMultimaskOutputs)
 		set(&c.IoUHeadDepth, d.IoUHeadDepth)
@@ -377,15 +446,110 @@ func (c *Config) applyHF(h *hfConfig) error {
 	return nil
 }
 
-// applyJSON overwrites the fields the JSON names.
-func (c *Config) applyJSON(b []byte) error {
+// descriptiveKeys may appear in a config file of this package's format
+// and are ignored: they describe how a fixture was made.
+var descriptiveKeys = []string{
+	"init",            // the fixtures' initialisation recipe
+	"embedding_scale", // vitb_decoder: the scale of its random embedding
+}
+
+// configKeys are the keys of this package's config format.
+var configKeys = func() []string {
+	var keys []string
+	t := reflect.TypeFor[jsonConfig]()
+	for i := range t.NumField() {
+		keys = append(keys, strings.Split(t.Field(i).Tag.Get("json"), ",")[0])
+	}
+	return append(keys, descriptiveKeys...)
+}()
+
+// checkKeys refuses keys that configKeys does not list, naming each (and
+// the known key it is closest to).
+func checkKeys(b []byte) (map[string]bool, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	given := map[string]bool{}
+	var unknown []string
+	for k := range raw {
+		given[k] = true
+		if !slices.Contains(configKeys, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return given, nil
+	}
+	slices.Sort(unknown)
+	var msgs []string
+	for _, k := range unknown {
+		m := fmt.Sprintf("unknown key %q", k)
+		if s := closestKey(k); s != "" {
+			m += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		msgs = append(msgs, m)
+	}
+	return nil, fmt.Errorf("%w: %s", ErrConfig, strings.Join(msgs, "; "))
+}
+
+// closestKey is the known key within a small edit distance of k, or "".
+func closestKey(k string) string {
+	best, bestD := "", 4
+	for _, c := range configKeys {
+		if d := editDistance(k, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// applyJSON overwrites the fields the JSON names and returns which of
+// invisibleKeys it gave.
+func (c *Config) applyJSON(b []byte) (map[string]bool, error) {
+	given := map[string]bool{}
 	var h hfConfig
 	if err := json.Unmarshal(b, &h); err == nil && (h.Vision != nil || h.Decoder != nil || h.Prompt != nil) {
 		if c.Name == "" {
 			c.Name = "huggingface"
 		}
-		return c.applyHF(&h)
+		return given, c.applyHF(&h, given)
 	}
+	keys, err := checkKeys(b)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"decoder_num_heads", "encoder_window_size", "encoder_global_attn_indexes", "patch_size"} {
+		given[k] = keys[k]
+	}
+	given["img_size"] = keys["img_size"] || keys["image_size"]
+	given["encoder_num_heads"] = keys["encoder_num_heads"] || keys["encoder_head_dim"]
+	return given, c.applyJSONConfig(b)
+}
+
+// applyJSONConfig reads this package's format.
+func (c *Config) applyJSONConfig(b []byte) error {
 	var j jsonConfig
 	if err := json.Unmarshal(b, &j); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/samgo/samgo/sam/imgproc"
@@ -38,6 +39,7 @@ type Engine struct {
 	cfg     Config
 	devices []*engineDevice
 	workers []*engineWorker
+	closed  atomic.Bool
 }
 
 type engineDevice struct {
@@ -328,6 +330,11 @@ func workerBatch(m *Model, opts EngineOptions) int {
 // does not close m. A backend that cannot provide the fork's resources
 // (a stream, memory) fails it with an *nn.Error, returned here.
 func (m *Model) Fork(threads int) (fork *Model, err error) {
+	done, err := m.use()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	f, ok := m.backend.(nn.Forker)
 	if !ok {
 		return nil, fmt.Errorf("backend %s cannot run a second stream", m.backend.Name())
@@ -336,19 +343,29 @@ func (m *Model) Fork(threads int) (fork *Model, err error) {
 	c := *m
 	c.backend = f.Fork(threads)
 	c.file = nil
+	// The fork has its own life, and ends with its parent's too.
+	c.lives = append([]*lifetime{newLifetime()}, m.lives...)
 	return &c, nil
 }
 
 // Config returns the engine's model config.
 func (e *Engine) Config() Config { return e.cfg }
 
+// EncoderIdentity is the Model.EncoderIdentity of the engine's models (one
+// checkpoint on every device): what its embeddings carry in Embedding.Model.
+func (e *Engine) EncoderIdentity() string { return e.devices[0].model.EncoderIdentity() }
+
 // Close releases every worker's and device's model and closes the
 // backends (forks first) that implement io.Closer: the engine owns them.
+// It waits for the encoder passes in flight; a running EncodeStream then
+// reports ErrClosed for the images it had not finished, and later calls
+// return ErrClosed.
 func (e *Engine) Close() error {
+	e.closed.Store(true)
 	var errs []error
 	for _, w := range e.workers {
 		if w.model != w.dev.model {
-			errs = append(errs, closeBackend(w.model.backend))
+			errs = append(errs, w.model.Close(), closeBackend(w.model.backend))
 		}
 	}
 	for _, d := range e.devices {
@@ -449,6 +466,9 @@ type item struct {
 // done, or early with ctx's error when ctx is cancelled (images not done by
 // then get no result).
 func (e *Engine) EncodeStream(ctx context.Context, n int, src Source, done func(EncodeResult)) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -531,6 +551,9 @@ func (e *Engine) EncodeStream(ctx context.Context, n int, src Source, done func(
 }
 
 func (e *Engine) noDevice(i int) EncodeResult {
+	if e.closed.Load() {
+		return EncodeResult{Index: i, Err: ErrClosed}
+	}
 	return EncodeResult{Index: i, Err: fmt.Errorf("no device left to encode it: %w", e.retiredErr())}
 }
 
@@ -552,8 +575,8 @@ func (e *Engine) prepare(ctx context.Context, src Source, i int) (*item, error) 
 	if err != nil {
 		return nil, err
 	}
-	if img == nil || img.W <= 0 || img.H <= 0 {
-		return nil, fmt.Errorf("empty image")
+	if err := img.Validate(); err != nil {
+		return nil, err
 	}
 	S := e.cfg.ImgSize
 	r := imgproc.ResizeLongestSide(img, S)
@@ -575,10 +598,18 @@ func (e *Engine) work(ctx context.Context, w *engineWorker, q *queue, report fun
 			return
 		}
 		if err := e.encodeBatch(ctx, w, batch, report); err != nil {
-			// The device failed (not the images): hand them to the others.
 			w.mu.Lock()
 			w.retired = err
 			w.mu.Unlock()
+			if errors.Is(err, ErrClosed) {
+				// Closed under us: no device will take these.
+				for _, it := range batch {
+					report(EncodeResult{Index: it.index, Err: err, Worker: w.name})
+				}
+				q.finish(len(batch))
+				return
+			}
+			// The device failed (not the images): hand them to the others.
 			q.requeue(batch)
 			return
 		}
@@ -655,7 +686,7 @@ func (e *Engine) encodeBatch(ctx context.Context, w *engineWorker, batch []*item
 	}
 	w.mu.Unlock()
 	for i, it := range batch {
-		f := feats[i]
+		f := feats[i] // f.Model is set by EncodeInput
 		f.ImgSize, f.OriginalH, f.OriginalW, f.InputH, f.InputW = S, it.origH, it.origW, it.inputH, it.inputW
 		report(EncodeResult{Index: it.index, Embedding: f, Worker: w.name, Elapsed: el})
 	}

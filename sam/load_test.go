@@ -51,7 +51,7 @@ func decodeFixed(t testing.TB, m *Model) ([]float32, []float32) {
 	S := m.Config.ImgSize
 	p := NewPredictor(m)
 	require.NoError(t, p.SetEmbedding(&Embedding{Features: f, C: C, G: g, ImgSize: S, OriginalH: S, OriginalW: S, InputH: S, InputW: S}))
-	r, err := p.Predict(context.Background(), Prompt{Points: []Point{{X: float64(S) / 3, Y: float64(S) / 2, Label: 1}}, Box: &Box{X0: 1, Y0: 2, X1: float64(S) / 2, Y1: float64(S) / 2}, Multimask: true})
+	r, err := p.Predict(context.Background(), Prompt{Points: []Point{{X: float64(S) / 3, Y: float64(S) / 2, Label: 1}}, Box: &Box{X0: 1, Y0: 2, X1: float64(S) / 2, Y1: float64(S) / 2}})
 	require.NoError(t, err)
 	var low []float32
 	for _, l := range r.LowResLogits {
@@ -139,7 +139,7 @@ func TestHuggingFaceLayoutAndHalfPrecision(t *testing.T) {
 	lb, _ := decodeFixed(t, b)
 	require.Equal(t, la, lb)
 
-	infoA, err := Inspect(official, nil)
+	infoA, err := Inspect(official, nil) // a temporary folder: no config.json beside
 	require.NoError(t, err)
 	infoB, err := Inspect(hf, nil)
 	require.NoError(t, err)
@@ -162,10 +162,16 @@ func TestHuggingFaceLayoutAndHalfPrecision(t *testing.T) {
 func TestInferConfigMatchesFixtures(t *testing.T) {
 	for _, set := range []string{"tiny", "small", "vitb_decoder", "demo"} {
 		want := fixtureConfig(t, set)
-		info, err := Inspect(fixture(set, "model.safetensors"), nil)
+		info, err := InspectWith(fixture(set, "model.safetensors"), LoadOptions{NoConfigFile: true})
 		require.NoError(t, err, set)
+		require.Equal(t, "shapes", info.ConfigSource, set)
 		got := info.Config
 		require.Equal(t, 8, got.DecoderNumHeads, "%s: shapes cannot tell the decoder heads; the official 8 stands", set)
+		wantAssumed := []string{"decoder_num_heads=8"}
+		if !want.HasImageEncoder {
+			wantAssumed = append(wantAssumed, "img_size=1024", "patch_size=16")
+		}
+		require.Equal(t, wantAssumed, info.Assumed, set)
 		got.DecoderNumHeads = want.DecoderNumHeads
 		got.Name = want.Name
 		if !want.HasImageEncoder {

@@ -1,6 +1,7 @@
 package sam
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/samgo/samgo/sam/nn"
@@ -74,8 +75,9 @@ func runMLP(b nn.Backend, layers []linear, x nn.Tensor) nn.Tensor {
 // (B, T); the caller selects the multimask or single-mask outputs.
 //
 // trace, if non-nil, receives the transformer outputs and the upscaled
-// features under the reference fixtures' names.
-func (d *maskDecoder) forward(b nn.Backend, embedding, densePE, sparse, dense, noMask nn.Tensor, g int, trace func(string, nn.Tensor)) (masks, iou nn.Tensor) {
+// features under the reference fixtures' names. Cancellation is checked
+// between the transformer's layers and before the upscaling.
+func (d *maskDecoder) forward(ctx context.Context, b nn.Backend, embedding, densePE, sparse, dense, noMask nn.Tensor, g int, trace func(string, nn.Tensor)) (masks, iou nn.Tensor, err error) {
 	B := sparse.Shape()[0]
 	C := d.C
 
@@ -94,14 +96,21 @@ func (d *maskDecoder) forward(b nn.Backend, embedding, densePE, sparse, dense, n
 	}
 	b.Release(rep)
 
-	hs, keys := d.transformer.forward(b, src, densePE, tokens)
-	if trace != nil {
-		trace("transformer_queries", hs)
-		trace("transformer_keys", keys)
-	}
+	hs, keys, err := d.transformer.forward(ctx, b, src, densePE, tokens)
 	b.Release(tokens)
 	if keys != src {
 		b.Release(src)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		b.Release(hs, keys)
+		return nil, nil, err
+	}
+	if trace != nil {
+		trace("transformer_queries", hs)
+		trace("transformer_keys", keys)
 	}
 
 	// Upscale the image tokens: (B, g, g, C) → (B, 2g, 2g, C/4) → (B, 4g, 4g, C/8).
@@ -138,7 +147,7 @@ func (d *maskDecoder) forward(b nn.Backend, embedding, densePE, sparse, dense, n
 	iouOut := runMLP(b, d.iouHead, iouTok)
 	b.Release(iouTok, hs)
 	iou = view(b, iouOut, B, d.T)
-	return masks, iou
+	return masks, iou, nil
 }
 
 // selectOutputs keeps masks 1..T−1 (multimask) or mask 0, as MaskDecoder.forward.

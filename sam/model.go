@@ -11,6 +11,9 @@ package sam
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
 
 	"github.com/samgo/samgo/sam/checkpoint"
 	"github.com/samgo/samgo/sam/nn"
@@ -18,6 +21,10 @@ import (
 
 // Model is a loaded SAM: weights resident on one backend. A Model is safe
 // for concurrent use only if its backend is; Predictors share it.
+//
+// Close ends a model's life: every call after it (on the model, its forks
+// and its Predictors) returns ErrClosed, and Close first waits for the
+// calls in flight, so a server may close a model while requests run.
 type Model struct {
 	Config  Config
 	Path    string // the checkpoint it was loaded from
@@ -25,12 +32,28 @@ type Model struct {
 	Layout  string // "official" or "huggingface" key names
 	backend nn.Backend
 
+	// ConfigSource says where Config came from: "given" (LoadOptions.Config,
+	// NewRandom), the path of the config file read, or "shapes" (inferred
+	// from the tensor shapes). Assumed lists, as "key=value", the values
+	// that neither a config nor the shapes settled and that were given the
+	// official value (see CheckpointInfo.Assumed).
+	ConfigSource string
+	Assumed      []string
+
 	enc *imageEncoder // nil for decoder-only checkpoints
 	pe  *promptEncoder
 	dec *maskDecoder
 
-	file *checkpoint.File // kept open: CPU weights may be views into its mapping
+	id, encID string // Identity, EncoderIdentity
+
+	// lives[0] is this model's own lifetime; a fork also lists its
+	// parent's, whose weights it uses.
+	lives []*lifetime
+	file  *checkpoint.File // kept open: CPU weights may be views into its mapping
 }
+
+// ErrClosed marks a call on a closed model (or on a Predictor of one).
+var ErrClosed = errors.New("model is closed")
 
 // Backend returns the backend the model runs on.
 func (m *Model) Backend() nn.Backend { return m.backend }
@@ -38,8 +61,32 @@ func (m *Model) Backend() nn.Backend { return m.backend }
 // HasImageEncoder reports whether the model can encode images itself.
 func (m *Model) HasImageEncoder() bool { return m.enc != nil }
 
-// Close releases the weights and the checkpoint mapping.
+// Identity identifies the model's weights: the first 24 hex digits (96
+// bits) of a SHA-256 over its config (every field but Name) and every
+// weight tensor's name, shape and float32 values as loaded (so the same
+// weights in .pth or .safetensors, under official or Hugging Face names,
+// have one identity; F16 or BF16 copies of them another). It names what
+// produced an output: masks and AMG records depend on every weight. It is
+// computed once, while the weights load.
+func (m *Model) Identity() string { return m.id }
+
+// EncoderIdentity identifies what the image encoder computes: the same
+// kind of hash over the config fields that shape an embedding (input size,
+// patch size, pixel mean/std, the encoder's hyper-parameters and the
+// prompt dimension) and the image encoder's weights only, so that models
+// sharing an encoder (a fine-tuned decoder) share it. Embedding.Model holds
+// it. It is "" for a decoder-only model, which cannot tell which encoder
+// its embeddings must come from.
+func (m *Model) EncoderIdentity() string { return m.encID }
+
+// Close waits for the calls in flight, then releases the weights and the
+// checkpoint mapping; later calls return ErrClosed. Closing a fork (Fork)
+// does not close its parent; closing the parent ends its forks too.
+// Closing twice is harmless.
 func (m *Model) Close() error {
+	if m == nil || len(m.lives) == 0 || !m.lives[0].close() {
+		return nil
+	}
 	if m.file == nil {
 		return nil
 	}
@@ -48,13 +95,97 @@ func (m *Model) Close() error {
 	return err
 }
 
-// LoadOptions tune Load.
-type LoadOptions struct {
-	// Config, when set, is used instead of the one inferred from the tensor
-	// shapes (needed for what shapes cannot tell, e.g. the decoder's head
-	// count of a non-official model); the checkpoint must match it exactly.
-	Config *Config
+// use marks a call in flight on m's weights (Close waits for it) and
+// returns the function that ends it; ErrClosed once m (or the model it is
+// a fork of) is closed.
+func (m *Model) use() (done func(), err error) {
+	if m == nil || len(m.lives) == 0 {
+		return nil, fmt.Errorf("%w: no model (nil, or not made by Load, NewRandom or Fork)", ErrClosed)
+	}
+	for i, l := range m.lives {
+		if !l.enter() {
+			for _, e := range m.lives[:i] {
+				e.exit()
+			}
+			return nil, ErrClosed
+		}
+	}
+	return func() {
+		for _, l := range m.lives {
+			l.exit()
+		}
+	}, nil
 }
+
+// lifetime counts the calls using a model's weights, so that Close can
+// wait for them. A count rather than an RWMutex: calls nest (SetImage
+// encodes, then uploads), and a nested read lock deadlocks once a Close
+// is waiting.
+type lifetime struct {
+	mu     sync.Mutex
+	idle   sync.Cond // signalled when calls drops to 0
+	calls  int
+	closed bool
+}
+
+func newLifetime() *lifetime {
+	l := &lifetime{}
+	l.idle.L = &l.mu
+	return l
+}
+
+// enter counts a call in; false once closed.
+func (l *lifetime) enter() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.calls++
+	return true
+}
+
+// exit counts a call out.
+func (l *lifetime) exit() {
+	l.mu.Lock()
+	l.calls--
+	if l.calls == 0 {
+		l.idle.Broadcast()
+	}
+	l.mu.Unlock()
+}
+
+// close refuses new calls, waits for those in flight and reports whether
+// it was the first close.
+func (l *lifetime) close() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first := !l.closed
+	l.closed = true
+	for l.calls > 0 {
+		l.idle.Wait()
+	}
+	return first
+}
+
+// LoadOptions tune Load. The config is settled in this order: Config if
+// set; else ConfigFile if set; else the config.json beside the checkpoint
+// if there is one (unless NoConfigFile); else it is inferred from the
+// tensor shapes. A config file that cannot be read or names an unknown key
+// is an error (it was meant for this checkpoint). The checkpoint must match
+// the config exactly.
+type LoadOptions struct {
+	// Config is used as is (needed for what shapes cannot tell, e.g. the
+	// decoder's head count of a non-official model).
+	Config *Config
+	// ConfigFile is a JSON config (ReadConfig) to use when Config is nil.
+	ConfigFile string
+	// NoConfigFile ignores a config.json beside the checkpoint.
+	NoConfigFile bool
+}
+
+// ConfigFileName is the config Load looks for beside a checkpoint.
+const ConfigFileName = "config.json"
 
 // Errors callers can branch on.
 var (
@@ -63,9 +194,10 @@ var (
 )
 
 // Load reads a checkpoint (.pth or .safetensors, official or Hugging Face
-// key names, F32/F16/BF16) and uploads the weights to backend b.
+// key names, F32/F16/BF16), settles its config (see LoadOptions) and
+// uploads the weights to backend b.
 func Load(path string, b nn.Backend, opts LoadOptions) (m *Model, err error) {
-	ck, err := openCheckpoint(path, opts.Config)
+	ck, err := openCheckpoint(path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -80,22 +212,26 @@ func Load(path string, b nn.Backend, opts LoadOptions) (m *Model, err error) {
 		return nil, err
 	}
 	m.Format, m.Layout, m.file = ck.file.Format, ck.info.Layout, ck.file
+	m.ConfigSource, m.Assumed = ck.info.ConfigSource, ck.info.Assumed
 	return m, nil
 }
 
 // build constructs the modules from a weight source.
 func build(cfg *Config, b nn.Backend, path string, src weightSource) (m *Model, err error) {
-	m = &Model{Config: *cfg, Path: path, backend: b}
-	w := &weights{b: b, path: path, src: src}
+	m = &Model{Config: *cfg, Path: path, backend: b, ConfigSource: "given", lives: []*lifetime{newLifetime()}}
+	w := &weights{b: b, path: path, src: src, digests: map[string][]byte{}}
+	defer w.wait()
 	defer nn.Catch(&err)
 	if cfg.HasImageEncoder {
 		m.enc = newImageEncoder(w, &m.Config)
 	}
 	m.pe = newPromptEncoder(w, &m.Config)
 	m.dec = newMaskDecoder(w, &m.Config)
+	w.wait()
 	if w.err != nil {
 		return nil, w.err
 	}
+	m.id, m.encID = identities(&m.Config, w.digests)
 	return m, nil
 }
 
@@ -109,12 +245,32 @@ type CheckpointInfo struct {
 	Parameters int64             `json:"parameters"`
 	DTypes     map[string]int    `json:"dtypes"`
 	Config     Config            `json:"config"`
+	// ConfigSource is where Config came from: "given", a config file's
+	// path, or "shapes" (inferred from the tensor shapes).
+	ConfigSource string `json:"config_source"`
+	// Assumed lists, as "key=value", the hyper-parameters that neither a
+	// config nor the tensor shapes settled and that were given the
+	// official value: decoder_num_heads always (no shape shows it); for an
+	// encoder without rel-pos tables also encoder_num_heads,
+	// encoder_window_size and encoder_global_attn_indexes; for a
+	// decoder-only checkpoint img_size and patch_size. A config file
+	// settles the keys it names; a given Config settles everything.
+	// (Layer-norm eps values, pixel mean/std and the mask threshold are
+	// always the official constants unless a config says otherwise, and are
+	// not listed.)
+	Assumed []string `json:"assumed,omitempty"`
 }
 
-// Inspect reads a checkpoint's header, infers (or checks cfg against) its
-// config, and returns what it found.
+// Inspect reads a checkpoint's header, settles its config as Load does
+// with LoadOptions{Config: cfg} (cfg nil: a config.json beside the
+// checkpoint, else the shapes) and returns what it found.
 func Inspect(path string, cfg *Config) (*CheckpointInfo, error) {
-	ck, err := openCheckpoint(path, cfg)
+	return InspectWith(path, LoadOptions{Config: cfg})
+}
+
+// InspectWith is Inspect with every option of Load.
+func InspectWith(path string, opts LoadOptions) (*CheckpointInfo, error) {
+	ck, err := openCheckpoint(path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -129,9 +285,8 @@ type openedCheckpoint struct {
 }
 
 // openCheckpoint opens path, maps key names to the official ones and
-// settles the config: cfg if given (checked against the shapes), else
-// inferred from them.
-func openCheckpoint(path string, cfg *Config) (*openedCheckpoint, error) {
+// settles the config (see LoadOptions).
+func openCheckpoint(path string, opts LoadOptions) (*openedCheckpoint, error) {
 	f, err := checkpoint.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
@@ -151,13 +306,8 @@ func openCheckpoint(path string, cfg *Config) (*openedCheckpoint, error) {
 		info.Parameters += int64(t.Numel())
 		info.DTypes[string(t.DType)]++
 	}
-	if cfg != nil {
-		info.Config = *cfg
-		if err := info.Config.Validate(); err != nil {
-			return fail(err)
-		}
-	} else if info.Config, err = InferConfig(shapes); err != nil {
-		return fail(fmt.Errorf("%w: %w", ErrCheckpoint, err))
+	if err := settleConfig(info, path, opts, shapes); err != nil {
+		return fail(err)
 	}
 	if err := info.Config.CheckShapes(shapes); err != nil {
 		return fail(err)
@@ -170,6 +320,45 @@ func openCheckpoint(path string, cfg *Config) (*openedCheckpoint, error) {
 		}
 	}
 	return &openedCheckpoint{file: f, tensors: tensors, info: info}, nil
+}
+
+// settleConfig fills info.Config, ConfigSource and Assumed (see
+// LoadOptions for the order).
+func settleConfig(info *CheckpointInfo, path string, opts LoadOptions, shapes map[string][]int) error {
+	if opts.Config != nil {
+		info.Config, info.ConfigSource = *opts.Config, "given"
+		return info.Config.Validate()
+	}
+	file := opts.ConfigFile
+	if file == "" && !opts.NoConfigFile {
+		side := filepath.Join(filepath.Dir(path), ConfigFileName)
+		if _, err := os.Stat(side); err == nil {
+			file = side
+		}
+	}
+	if file == "" {
+		c, assumed, err := inferConfig(shapes)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrCheckpoint, err)
+		}
+		info.Config, info.ConfigSource, info.Assumed = c, "shapes", assumed
+		return nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	c, given, err := parseConfig(b)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", file, err)
+	}
+	info.Config, info.ConfigSource = c, file
+	for _, k := range invisibleKeys(&c) {
+		if !given[k] {
+			info.Assumed = append(info.Assumed, k+"="+configValue(&c, k))
+		}
+	}
+	return nil
 }
 
 // officialTensors returns the checkpoint's tensors under official key names.
@@ -218,12 +407,17 @@ func (c checkpointSource) shape(name string) ([]int, bool) {
 func (c checkpointSource) values(name string) ([]float32, error) { return c[name].Float32() }
 
 // weights hands tensors to the backend during construction; the first
-// error sticks and later calls return nil.
+// error sticks and later calls return nil. It also hashes every tensor it
+// hands out (for Identity), on background goroutines.
 type weights struct {
 	b    nn.Backend
 	path string
 	src  weightSource
 	err  error
+
+	hashing sync.WaitGroup
+	mu      sync.Mutex
+	digests map[string][]byte // tensor name → tensorDigest
 }
 
 // host returns a tensor's values as float32 (nil after the first error).
@@ -231,7 +425,8 @@ func (w *weights) host(name string) []float32 {
 	if w.err != nil {
 		return nil
 	}
-	if _, ok := w.src.shape(name); !ok {
+	shape, ok := w.src.shape(name)
+	if !ok {
 		w.err = fmt.Errorf("load %s: %w: tensor %q missing", w.path, ErrCheckpoint, name)
 		return nil
 	}
@@ -240,8 +435,27 @@ func (w *weights) host(name string) []float32 {
 		w.err = fmt.Errorf("load %s: %w", w.path, err)
 		return nil
 	}
+	w.hash(name, shape, v)
 	return v
 }
+
+// hash digests a tensor in the background; v must not change afterwards
+// (what UploadWeight promises too).
+func (w *weights) hash(name string, shape []int, v []float32) {
+	w.hashing.Add(1)
+	hashSlots <- struct{}{}
+	go func() {
+		defer w.hashing.Done()
+		d := tensorDigest(name, shape, v)
+		<-hashSlots
+		w.mu.Lock()
+		w.digests[name] = d
+		w.mu.Unlock()
+	}()
+}
+
+// wait waits for the digests.
+func (w *weights) wait() { w.hashing.Wait() }
 
 // shapeOf returns a tensor's stored shape.
 func (w *weights) shapeOf(name string) []int {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"math"
+	"sync"
 
 	"github.com/samgo/samgo/sam/imgproc"
 	"github.com/samgo/samgo/sam/nn"
@@ -27,17 +29,44 @@ type Box struct {
 }
 
 // Prompt is one SamPredictor.predict call's input.
+//
+// Coordinates are only transformed, as SamPredictor does: points and boxes
+// may lie partly or wholly outside the image (a box -100,-100,50,50 is a
+// box whose visible part is the top-left corner). They must be finite, and
+// a box must not be reversed (X1 < X0 or Y1 < Y0: the official code takes
+// it and answers for a box with its corners swapped, which is never meant).
 type Prompt struct {
 	Points []Point `json:"points,omitempty"`
 	Box    *Box    `json:"box,omitempty"`
 	// MaskInput is a low-resolution logit mask (4g×4g, row-major), usually
 	// a previous Prediction's LowResLogits[i], or nil.
 	MaskInput []float32 `json:"-"`
-	// Multimask returns the 3 multimask outputs instead of the single mask.
-	Multimask bool `json:"multimask"`
-	// ReturnLogits also returns the full-resolution logits.
+	// SingleMask returns the single-mask output alone. The default, as
+	// SamPredictor.predict's multimask_output=True, is the 3 multimask
+	// outputs (pick one with Prediction.Best); the official advice is one
+	// mask for unambiguous prompts (several points, a box).
+	SingleMask bool `json:"single_mask,omitempty"`
+	// Multimask asks for the multimask outputs, which are the default.
+	//
+	// Deprecated: it changes nothing (it was needed when one mask was the
+	// default); setting it together with SingleMask is an error.
+	Multimask bool `json:"multimask,omitempty"`
+	// ReturnLogits also returns the full-resolution logits (4 bytes per
+	// pixel and mask, on top of the masks' 1).
 	ReturnLogits bool `json:"-"`
 }
+
+// Limits of one call.
+const (
+	// MaxPoints is the most points one prompt may hold. SAM was trained
+	// with a handful of clicks; each point is a token that every layer
+	// attends to, so the decoder's work grows with the square of the count.
+	MaxPoints = 1024
+	// MaxPrompts is the most prompts one PredictBatch or PredictPoints call
+	// may hold. Each answer holds 1 or 3 masks of the image's size: split
+	// larger work into several calls and keep only what you need.
+	MaxPrompts = 1024
+)
 
 // Mask is a binary mask at the original image size, row-major.
 type Mask struct {
@@ -56,8 +85,21 @@ func (m Mask) Area() int {
 	return n
 }
 
-// Prediction is SamPredictor.predict's output for one prompt: M masks (3
-// with Multimask, else 1).
+// Image returns the mask as an 8-bit grayscale image, 255 inside and 0
+// outside (what png.Encode writes as a black-and-white PNG). Pixels that
+// Pix lacks are outside.
+func (m Mask) Image() *image.Gray {
+	img := image.NewGray(image.Rect(0, 0, max(m.W, 0), max(m.H, 0)))
+	for i := range min(len(m.Pix), len(img.Pix)) {
+		if m.Pix[i] {
+			img.Pix[i] = 255
+		}
+	}
+	return img
+}
+
+// Prediction is SamPredictor.predict's output for one prompt: M masks (3,
+// or 1 with SingleMask).
 type Prediction struct {
 	Masks []Mask
 	IoU   []float32 // predicted IoU per mask (not clamped)
@@ -96,13 +138,22 @@ var (
 type Trace func(name string, shape []int, data []float32)
 
 // Predictor is SamPredictor: encode an image once, then prompt it many
-// times. A Predictor is not safe for concurrent use; create one per
-// goroutine (they can share a Model and an Embedding).
+// times.
+//
+// A Predictor is safe for concurrent use: each call takes the predictor's
+// lock for as long as it uses the current image, so a call sees one image
+// from start to end (a Predict racing a SetImage answers for the old image
+// or the new one, never a mix), and calls on one Predictor run one at a
+// time. (SetImage runs the encoder before taking the lock.) To prompt
+// several images at once, use one Predictor per image: they share a Model
+// and its weights.
 type Predictor struct {
+	mu     sync.Mutex
 	m      *Model
 	emb    *Embedding
 	tokens nn.Tensor // emb as image tokens (1, g·g, C) on the backend
-	// Trace, when set, receives intermediate tensors.
+	// Trace, when set, receives intermediate tensors. Set it before the
+	// calls that should report, not while they run.
 	Trace Trace
 }
 
@@ -112,7 +163,8 @@ func NewPredictor(m *Model) *Predictor { return &Predictor{m: m} }
 // Model returns the predictor's model.
 func (p *Predictor) Model() *Model { return p.m }
 
-// SetImage encodes img (RGB, any size) and caches the embedding.
+// SetImage encodes img (RGB, any size up to imgproc.DefaultMaxPixels) and
+// caches the embedding.
 func (p *Predictor) SetImage(ctx context.Context, img *imgproc.RGB) error {
 	e, err := p.m.EncodeImage(ctx, img)
 	if err != nil {
@@ -122,26 +174,73 @@ func (p *Predictor) SetImage(ctx context.Context, img *imgproc.RGB) error {
 }
 
 // SetEmbedding uses a precomputed embedding (see Embedding, LoadEmbedding).
+// It refuses one that does not fit the model's config, holds NaN/Inf, or
+// was encoded by another model (Embedding.Model set and not this model's
+// EncoderIdentity); an embedding without Model is taken on its shapes, and
+// a decoder-only model, which has no encoder identity, takes any.
 func (p *Predictor) SetEmbedding(e *Embedding) (err error) {
+	done, err := p.m.use()
+	if err != nil {
+		return err
+	}
+	defer done()
 	if err := e.Check(&p.m.Config); err != nil {
 		return err
 	}
+	if id := p.m.encID; e.Model != "" && id != "" && e.Model != id {
+		return fmt.Errorf("%w: the embedding was encoded by model %s, but %s has encoder %s",
+			ErrEmbedding, e.Model, p.m.Path, id)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	defer nn.Catch(&err)
-	p.Reset()
+	p.reset()
 	p.tokens = e.upload(p.m.backend)
 	p.emb = e
 	return nil
 }
 
 // Embedding returns the current embedding (nil before SetImage).
-func (p *Predictor) Embedding() *Embedding { return p.emb }
+func (p *Predictor) Embedding() *Embedding {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.emb
+}
 
 // Reset forgets the image.
 func (p *Predictor) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reset()
+}
+
+// reset is Reset with p.mu held.
+func (p *Predictor) reset() {
 	if p.tokens != nil {
-		p.m.backend.Release(p.tokens)
+		// A closed model's backend may be gone: then there is nothing to
+		// hand back.
+		if done, err := p.m.use(); err == nil {
+			p.m.backend.Release(p.tokens)
+			done()
+		}
 	}
 	p.tokens, p.emb = nil, nil
+}
+
+// lock takes the predictor's lock and a use of its model, and checks that
+// an image is set; unlock undoes it.
+func (p *Predictor) lock() (unlock func(), err error) {
+	done, err := p.m.use()
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if p.emb == nil {
+		p.mu.Unlock()
+		done()
+		return nil, ErrNoImage
+	}
+	return func() { p.mu.Unlock(); done() }, nil
 }
 
 // Predict answers one prompt.
@@ -153,16 +252,55 @@ func (p *Predictor) Predict(ctx context.Context, pr Prompt) (*Prediction, error)
 	return res[0], nil
 }
 
-// maxBatch bounds how many prompts share one decoder pass.
+// maxBatch bounds how many prompts share one decoder pass; decoderBatch
+// lowers it for large models.
 const maxBatch = 64
 
-// PredictBatch answers many prompts on the same image. Prompts with the
-// same structure (number of points, box or not, mask input or not,
-// multimask or not) share decoder passes (SamPredictor.predict_torch with a
-// batch); results come back in input order.
+// decoderBudget bounds the activations of one decoder pass (see
+// decoderBatch): a quarter of a GiB holds 12 ViT-B-size prompts, which
+// keep the CPU backend about as busy as 64 do (measured on 2 cores). On a
+// GPU this is not measured yet: make gpu-check's decoder benchmark (1 and
+// 64 prompts) will tell whether a larger budget pays off there.
+const decoderBudget = 256 << 20
+
+// DecoderBytesPerPrompt estimates the activation memory one prompt of
+// tokens sparse tokens (points, box corners, padding) adds to a decoder
+// pass, 4 bytes a value: on the image side 5·g²·C, which is the most the
+// two-way transformer holds at once (the image tokens with the dense
+// prompt, the keys, keys + PE, and the K and V projections of width C/2)
+// and as much as the output upscaling holds at its peak (the 4g×4g maps of
+// C/8 channels before and after the GELU, 2·g²·C each); on the token side
+// the tokens, their attention inputs and outputs and the MLP's hidden
+// layer.
+func (c *Config) DecoderBytesPerPrompt(tokens int) int64 {
+	g, C := int64(c.GridSize()), int64(c.PromptEmbedDim)
+	n := int64(tokens + c.NumMaskTokens() + 1)
+	return 4 * (5*g*g*C + n*(8*C+int64(c.DecoderMLPDim)))
+}
+
+// decoderBatch is how many prompts of tokens sparse tokens share one
+// decoder pass: at most maxBatch, and as many as keep
+// DecoderBytesPerPrompt within decoderBudget.
+func (c *Config) decoderBatch(tokens int) int {
+	return int(max(1, min(maxBatch, decoderBudget/max(1, c.DecoderBytesPerPrompt(tokens)))))
+}
+
+// PredictBatch answers many prompts on the same image (at most
+// MaxPrompts). Prompts with the same structure (number of points, box or
+// not, mask input or not, single or multimask) share decoder passes
+// (SamPredictor.predict_torch with a batch); results come back in input
+// order. Full-size outputs are made one mask at a time, so memory beyond
+// the results asked for stays at about two planes of the image's size.
+// Cancelling ctx stops the work within one decoder layer and returns
+// ctx.Err().
 func (p *Predictor) PredictBatch(ctx context.Context, prompts []Prompt) ([]*Prediction, error) {
-	if p.emb == nil {
-		return nil, ErrNoImage
+	unlock, err := p.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if len(prompts) > MaxPrompts {
+		return nil, fmt.Errorf("%w: %d prompts in one call (at most %d)", ErrPrompt, len(prompts), MaxPrompts)
 	}
 	for i := range prompts {
 		if err := p.checkPrompt(&prompts[i]); err != nil {
@@ -173,13 +311,13 @@ func (p *Predictor) PredictBatch(ctx context.Context, prompts []Prompt) ([]*Pred
 		}
 	}
 	type key struct {
-		points          int
-		box, mask, mult bool
+		points            int
+		box, mask, single bool
 	}
 	groups := map[key][]int{}
 	var order []key
 	for i, pr := range prompts {
-		k := key{len(pr.Points), pr.Box != nil, pr.MaskInput != nil, pr.Multimask}
+		k := key{len(pr.Points), pr.Box != nil, pr.MaskInput != nil, pr.SingleMask}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
@@ -188,17 +326,21 @@ func (p *Predictor) PredictBatch(ctx context.Context, prompts []Prompt) ([]*Pred
 	out := make([]*Prediction, len(prompts))
 	for _, k := range order {
 		idx := groups[k]
-		for start := 0; start < len(idx); start += maxBatch {
+		per := p.m.Config.decoderBatch(len(p.inputPoints(&prompts[idx[0]])))
+		for start := 0; start < len(idx); start += per {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			chunk := idx[start:min(start+maxBatch, len(idx))]
+			chunk := idx[start:min(start+per, len(idx))]
 			batch := make([]Prompt, len(chunk))
 			for j, i := range chunk {
 				batch[j] = prompts[i]
 			}
-			res, err := p.predictSame(batch)
+			res, err := p.predictSame(ctx, batch)
 			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
 				return nil, err
 			}
 			for j, i := range chunk {
@@ -209,26 +351,45 @@ func (p *Predictor) PredictBatch(ctx context.Context, prompts []Prompt) ([]*Pred
 	return out, nil
 }
 
+// finite reports whether x is neither NaN nor infinite.
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
 func (p *Predictor) checkPrompt(pr *Prompt) error {
 	e := p.emb
-	W, H := float64(e.OriginalW), float64(e.OriginalH)
-	inside := func(x, y float64) bool {
-		return !math.IsNaN(x) && !math.IsNaN(y) && x >= 0 && y >= 0 && x <= W && y <= H
-	}
 	if len(pr.Points) == 0 && pr.Box == nil && pr.MaskInput == nil {
 		return fmt.Errorf("%w: no points, box or mask", ErrPrompt)
+	}
+	if len(pr.Points) > MaxPoints {
+		return fmt.Errorf("%w: %d points (at most %d per prompt)", ErrPrompt, len(pr.Points), MaxPoints)
+	}
+	if pr.SingleMask && pr.Multimask {
+		return fmt.Errorf("%w: SingleMask and Multimask both set", ErrPrompt)
+	}
+	// coord checks one coordinate: finite, and finite in the float32
+	// input frame the prompt encoder works in.
+	coord := func(what string, x, y float64) error {
+		if !finite(x) || !finite(y) {
+			return fmt.Errorf("%w: %w: %s (%g, %g)", ErrPrompt, ErrNonFinite, what, x, y)
+		}
+		if xi, yi := p.toInput(x, y); !finite(float64(xi)) || !finite(float64(yi)) {
+			return fmt.Errorf("%w: %s (%g, %g) is too far outside the %d×%d image", ErrPrompt, what, x, y, e.OriginalW, e.OriginalH)
+		}
+		return nil
 	}
 	for i, pt := range pr.Points {
 		if pt.Label != 0 && pt.Label != 1 {
 			return fmt.Errorf("%w: point %d has label %d (1 foreground, 0 background)", ErrPrompt, i, pt.Label)
 		}
-		if !inside(pt.X, pt.Y) {
-			return fmt.Errorf("%w: point %d (%g, %g) lies outside the %d×%d image", ErrPrompt, i, pt.X, pt.Y, e.OriginalW, e.OriginalH)
+		if err := coord(fmt.Sprintf("point %d", i), pt.X, pt.Y); err != nil {
+			return err
 		}
 	}
 	if b := pr.Box; b != nil {
-		if !inside(b.X0, b.Y0) || !inside(b.X1, b.Y1) {
-			return fmt.Errorf("%w: box (%g, %g, %g, %g) lies outside the %d×%d image", ErrPrompt, b.X0, b.Y0, b.X1, b.Y1, e.OriginalW, e.OriginalH)
+		if err := coord("box corner", b.X0, b.Y0); err != nil {
+			return err
+		}
+		if err := coord("box corner", b.X1, b.Y1); err != nil {
+			return err
 		}
 		if b.X1 < b.X0 || b.Y1 < b.Y0 {
 			return fmt.Errorf("%w: box (%g, %g, %g, %g) has x1 < x0 or y1 < y0", ErrPrompt, b.X0, b.Y0, b.X1, b.Y1)
@@ -238,6 +399,9 @@ func (p *Predictor) checkPrompt(pr *Prompt) error {
 		n := p.m.Config.LowResSize()
 		if len(pr.MaskInput) != n*n {
 			return fmt.Errorf("%w: mask input has %d values, want %d×%d", ErrPrompt, len(pr.MaskInput), n, n)
+		}
+		if i := nonFinite(pr.MaskInput); i >= 0 {
+			return fmt.Errorf("%w: %w: mask input value %d is %v", ErrPrompt, ErrNonFinite, i, pr.MaskInput[i])
 		}
 	}
 	return nil
@@ -303,9 +467,8 @@ func (p *Predictor) traceInputs(prompts []Prompt) {
 }
 
 // predictSame runs one decoder pass for prompts of identical structure.
-func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error) {
+func (p *Predictor) predictSame(ctx context.Context, prompts []Prompt) (res []*Prediction, err error) {
 	defer nn.Catch(&err)
-	b, cfg := p.m.backend, &p.m.Config
 	pts := make([][]point, len(prompts))
 	var masks []float32
 	for i := range prompts {
@@ -315,41 +478,89 @@ func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error)
 	if p.Trace != nil {
 		p.traceInputs(prompts)
 	}
-	low, scores := p.decode(pts, masks, prompts[0].Multimask)
-	B := len(prompts)
-	e := p.emb
-	M := low.Shape()[1]
+	low, iou, M, err := p.decodeHost(ctx, pts, masks, !prompts[0].SingleMask)
+	if err != nil {
+		return nil, err
+	}
+	return p.postprocess(ctx, prompts, low, iou, M)
+}
+
+// decodeHost runs decode and brings its outputs to the host: low-res
+// logits (B, M, 4g, 4g) and IoU predictions (B, M), checked to be finite.
+func (p *Predictor) decodeHost(ctx context.Context, pts [][]point, masks []float32, multimask bool) (low, iou []float32, M int, err error) {
+	b := p.m.backend
+	lt, st, err := p.decode(ctx, pts, masks, multimask)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	M = lt.Shape()[1]
+	low, iou = b.Download(lt), b.Download(st)
+	b.Release(lt, st)
+	for _, out := range []struct {
+		name string
+		v    []float32
+		per  int
+	}{{"IoU prediction", iou, M}, {"low-res logit", low, len(low) / len(pts)}} {
+		if i := nonFinite(out.v); i >= 0 {
+			return nil, nil, 0, fmt.Errorf("%w: the mask decoder computed a %s %v for prompt %d of its batch (weights holding NaN/Inf, or inputs too large for float32)",
+				ErrNonFinite, out.name, out.v[i], i/out.per)
+		}
+	}
+	return low, iou, M, nil
+}
+
+// postprocess is postprocess_masks and the threshold, one mask at a time:
+// each low-res plane is upscaled to the original size and thresholded into
+// its Mask, and kept as logits only when the prompt asks for them. Besides
+// the outputs, a backend with the fused nn.MaskThresholder (the CPU) holds
+// no full-size plane at all; another holds its own plane and one host
+// plane, reused.
+func (p *Predictor) postprocess(ctx context.Context, prompts []Prompt, low, iou []float32, M int) ([]*Prediction, error) {
+	b, cfg, e := p.m.backend, &p.m.Config, p.emb
 	lr := cfg.LowResSize()
-	lowHost, iouHost := b.Download(low), b.Download(scores)
-	b.Release(scores)
 	H, W := e.OriginalH, e.OriginalW
 	up := nn.MaskUpscale{Pad: cfg.ImgSize, InH: e.InputH, InW: e.InputW, OutH: H, OutW: W}
-	res = make([]*Prediction, B)
 	defer nn.Range(b, "mask postprocessing")()
-	for i := range B {
-		// Upscale one prompt's masks at a time: M full-size planes instead
-		// of B·M keeps memory flat for large batches.
-		li := b.Slice(low, 0, i, i+1) // (1, M, 4g, 4g)
-		ui := b.UpscaleMasks(li, up)  // (1, M, H, W)
-		logits := b.Download(ui)
-		b.Release(li, ui)
-		pr := &Prediction{W: W, H: H, LowRes: lr, IoU: iouHost[i*M : (i+1)*M]}
+	var plane []float32 // the host plane, reused while no logits are returned
+	res := make([]*Prediction, len(prompts))
+	for i := range prompts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pr := &Prediction{W: W, H: H, LowRes: lr, IoU: iou[i*M : (i+1)*M]}
 		for j := range M {
 			k := i*M + j
-			pr.LowResLogits = append(pr.LowResLogits, lowHost[k*lr*lr:(k+1)*lr*lr])
-			lj := logits[j*H*W : (j+1)*H*W]
+			lj := low[k*lr*lr : (k+1)*lr*lr]
+			pr.LowResLogits = append(pr.LowResLogits, lj)
 			mask := Mask{W: W, H: H, Pix: make([]bool, H*W)}
-			for q, v := range lj {
+			t := b.Upload(lj, 1, 1, lr, lr) // (1, 1, 4g, 4g)
+			if th, ok := b.(nn.MaskThresholder); ok && !prompts[i].ReturnLogits {
+				th.UpscaleMasksThreshold(t, up, cfg.MaskThreshold, mask.Pix)
+				b.Release(t)
+				pr.Masks = append(pr.Masks, mask)
+				continue
+			}
+			u := b.UpscaleMasks(t, up) // (1, 1, H, W)
+			b.Release(t)
+			var logits []float32
+			if prompts[i].ReturnLogits {
+				logits = make([]float32, H*W)
+				pr.Logits = append(pr.Logits, logits)
+			} else {
+				if plane == nil {
+					plane = make([]float32, H*W)
+				}
+				logits = plane
+			}
+			nn.DownloadInto(b, logits, u)
+			b.Release(u)
+			for q, v := range logits {
 				mask.Pix[q] = v > cfg.MaskThreshold
 			}
 			pr.Masks = append(pr.Masks, mask)
-			if prompts[i].ReturnLogits {
-				pr.Logits = append(pr.Logits, lj)
-			}
 		}
 		res[i] = pr
 	}
-	b.Release(low)
 	return res, nil
 }
 
@@ -357,7 +568,7 @@ func (p *Predictor) predictSame(prompts []Prompt) (res []*Prediction, err error)
 // same structure: pts[i] are prompt i's normalised points (N each), masks
 // the B low-res mask inputs back to back (nil for none). It returns the
 // selected low-res logits (B, M, 4g, 4g) and IoU predictions (B, M).
-func (p *Predictor) decode(pts [][]point, masks []float32, multimask bool) (low, scores nn.Tensor) {
+func (p *Predictor) decode(ctx context.Context, pts [][]point, masks []float32, multimask bool) (low, scores nn.Tensor, err error) {
 	m, b, cfg := p.m, p.m.backend, &p.m.Config
 	B, C, g := len(pts), cfg.PromptEmbedDim, cfg.GridSize()
 	N := len(pts[0])
@@ -403,14 +614,17 @@ func (p *Predictor) decode(pts [][]point, masks []float32, multimask bool) (low,
 	endPE()
 	endDec := nn.Range(b, "mask decoder")
 	defer endDec()
-	all, iou := m.dec.forward(b, p.tokens, m.pe.densePE, sparse, dense, m.pe.noMask, g, tr)
+	all, iou, err := m.dec.forward(ctx, b, p.tokens, m.pe.densePE, sparse, dense, m.pe.noMask, g, tr)
 	b.Release(sparse)
 	if dense != nil {
 		b.Release(dense)
 	}
+	if err != nil {
+		return nil, nil, err
+	}
 	low, scores = m.dec.selectOutputs(b, all, iou, multimask)
 	b.Release(all, iou)
-	return low, scores
+	return low, scores, nil
 }
 
 // LowResBatch is the decoder output for a batch of prompts: B prompts × M
@@ -423,19 +637,22 @@ type LowResBatch struct {
 
 // PredictPoints is the automatic mask generator's decoder call
 // (SamAutomaticMaskGenerator._process_batch → predict_torch): one positive
-// point per prompt, in original-image pixels. The coordinate transform
-// stays in float64 through apply_coords, +0.5 and /S, as the official
-// generator passes float64 arrays, and is cast to float32 only before the
-// positional encoding. Returns low-res logits; see UpscaleLogits.
+// point per prompt (at most MaxPrompts), in original-image pixels. The
+// coordinate transform stays in float64 through apply_coords, +0.5 and /S,
+// as the official generator passes float64 arrays, and is cast to float32
+// only before the positional encoding. Returns low-res logits; see
+// UpscaleLogits.
 func (p *Predictor) PredictPoints(ctx context.Context, xy [][2]float64, multimask bool) (res *LowResBatch, err error) {
-	if p.emb == nil {
-		return nil, ErrNoImage
+	unlock, err := p.lock()
+	if err != nil {
+		return nil, err
 	}
+	defer unlock()
 	if len(xy) == 0 {
 		return nil, fmt.Errorf("%w: no points", ErrPrompt)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	if len(xy) > MaxPrompts {
+		return nil, fmt.Errorf("%w: %d points in one call (at most %d)", ErrPrompt, len(xy), MaxPrompts)
 	}
 	e := p.emb
 	sx := float64(e.InputW) / float64(e.OriginalW)
@@ -443,26 +660,47 @@ func (p *Predictor) PredictPoints(ctx context.Context, xy [][2]float64, multimas
 	S := float64(e.ImgSize)
 	pts := make([][]point, len(xy))
 	for i, q := range xy {
-		x, y := q[0]*sx, q[1]*sy
-		pts[i] = []point{{float32((x + 0.5) / S), float32((y + 0.5) / S), 1}, {0, 0, -1}}
+		x, y := float32((q[0]*sx+0.5)/S), float32((q[1]*sy+0.5)/S)
+		if !finite(float64(x)) || !finite(float64(y)) {
+			return nil, fmt.Errorf("%w: %w: point %d (%g, %g)", ErrPrompt, ErrNonFinite, i, q[0], q[1])
+		}
+		pts[i] = []point{{x, y, 1}, {0, 0, -1}}
 	}
 	defer nn.Catch(&err)
-	b := p.m.backend
-	low, scores := p.decode(pts, nil, multimask)
-	res = &LowResBatch{B: len(xy), M: low.Shape()[1], LowRes: p.m.Config.LowResSize(), Logits: b.Download(low), IoU: b.Download(scores)}
-	b.Release(low, scores)
+	res = &LowResBatch{B: len(xy), LowRes: p.m.Config.LowResSize()}
+	per := p.m.Config.decoderBatch(2)
+	for start := 0; start < len(pts); start += per {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		low, iou, M, err := p.decodeHost(ctx, pts[start:min(start+per, len(pts))], nil, multimask)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		res.M = M
+		res.Logits = append(res.Logits, low...)
+		res.IoU = append(res.IoU, iou...)
+	}
 	return res, nil
 }
 
 // UpscaleLogits is postprocess_masks on n low-res logit planes (n, 4g, 4g):
 // it returns (n, H, W) logits at the original image size.
 func (p *Predictor) UpscaleLogits(low []float32, n int) (out []float32, err error) {
-	if p.emb == nil {
-		return nil, ErrNoImage
+	unlock, err := p.lock()
+	if err != nil {
+		return nil, err
 	}
+	defer unlock()
 	lr := p.m.Config.LowResSize()
-	if n <= 0 || len(low) != n*lr*lr {
+	if n <= 0 || n > MaxPrompts*p.m.Config.NumMaskTokens() || len(low) != n*lr*lr {
 		return nil, fmt.Errorf("upscale: %d values for %d planes of %d×%d", len(low), n, lr, lr)
+	}
+	if i := nonFinite(low); i >= 0 {
+		return nil, fmt.Errorf("upscale: %w: value %d is %v", ErrNonFinite, i, low[i])
 	}
 	defer nn.Catch(&err)
 	b, e := p.m.backend, p.emb
@@ -482,7 +720,6 @@ func (p *Predictor) trace(name string, t nn.Tensor) {
 
 // traceNCHW reports a (B, g·g, C) token tensor as (B, C, g, g), the
 // reference's layout.
-
 func (p *Predictor) traceNCHW(name string, t nn.Tensor, g int) {
 	if p.Trace == nil {
 		return
@@ -499,96 +736,4 @@ func (p *Predictor) traceNCHW(name string, t nn.Tensor, g int) {
 		}
 	}
 	p.Trace(name, []int{B, C, g, g}, out)
-}
-
-// PreprocessShape is ResizeLongestSide.get_preprocess_shape.
-func PreprocessShape(h, w, longSide int) (int, int) { return imgproc.PreprocessShape(h, w, longSide) }
-
-// Preprocess resizes, normalises and pads an image as SamPredictor.set_image:
-// the encoder input (S, S, 3) channels-last, and the resized size.
-func (m *Model) Preprocess(img *imgproc.RGB) (input []float32, h, w int, err error) {
-	if img == nil || img.W <= 0 || img.H <= 0 {
-		return nil, 0, 0, fmt.Errorf("preprocess: empty image")
-	}
-	S := m.Config.ImgSize
-	r := imgproc.ResizeLongestSide(img, S)
-	input, err = imgproc.Normalize(r, S, m.Config.PixelMean, m.Config.PixelStd)
-	return input, r.H, r.W, err
-}
-
-// EncodeImage runs the image encoder on one image.
-func (m *Model) EncodeImage(ctx context.Context, img *imgproc.RGB) (*Embedding, error) {
-	es, err := m.EncodeImages(ctx, []*imgproc.RGB{img})
-	if err != nil {
-		return nil, err
-	}
-	return es[0], nil
-}
-
-// EncodeImages runs the image encoder on a batch of images in one pass.
-func (m *Model) EncodeImages(ctx context.Context, imgs []*imgproc.RGB) ([]*Embedding, error) {
-	if m.enc == nil {
-		return nil, ErrNoEncoder
-	}
-	S := m.Config.ImgSize
-	in := make([]float32, 0, len(imgs)*S*S*3)
-	es := make([]*Embedding, len(imgs))
-	for i, img := range imgs {
-		x, h, w, err := m.Preprocess(img)
-		if err != nil {
-			return nil, fmt.Errorf("image %d: %w", i, err)
-		}
-		in = append(in, x...)
-		es[i] = &Embedding{ImgSize: S, OriginalH: img.H, OriginalW: img.W, InputH: h, InputW: w}
-	}
-	feats, err := m.EncodeInput(ctx, in, len(imgs), nil)
-	if err != nil {
-		return nil, err
-	}
-	for i, f := range feats {
-		es[i].Features, es[i].C, es[i].G = f.Features, f.C, f.G
-	}
-	return es, nil
-}
-
-// EncodeInput runs the image encoder on already preprocessed input
-// (B, S, S, 3) channels-last and returns each image's features (sizes
-// unset). Trace, if set, receives the patch embedding and each block's
-// output (B, g, g, D) as the reference names them.
-func (m *Model) EncodeInput(ctx context.Context, input []float32, batch int, tr Trace) (out []*Embedding, err error) {
-	if m.enc == nil {
-		return nil, ErrNoEncoder
-	}
-	S := m.Config.ImgSize
-	if batch <= 0 || len(input) != batch*S*S*3 {
-		return nil, fmt.Errorf("encode: %d values for %d images of %d×%d×3", len(input), batch, S, S)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	defer nn.Catch(&err)
-	b := m.backend
-	x := b.Upload(input, batch, S, S, 3)
-	var trace func(string, nn.Tensor)
-	if tr != nil {
-		trace = func(name string, t nn.Tensor) { tr(name, t.Shape(), b.Download(t)) }
-	}
-	emb, err := m.enc.forwardCtx(ctx, b, x, trace) // (B, g, g, C)
-	b.Release(x)
-	if err != nil {
-		return nil, err
-	}
-	host := b.Download(emb)
-	b.Release(emb)
-	C, g := m.Config.PromptEmbedDim, m.Config.GridSize()
-	for i := range batch {
-		out = append(out, embeddingFromTokens(host[i*g*g*C:(i+1)*g*g*C], C, g))
-	}
-	return out, nil
-}
-
-// DensePE returns get_dense_pe(): the image positional encoding (C, g, g).
-func (m *Model) DensePE() []float32 {
-	tok := m.backend.Download(m.pe.densePE)
-	return embeddingFromTokens(tok, m.Config.PromptEmbedDim, m.Config.GridSize()).Features
 }

@@ -1,6 +1,7 @@
 package sam
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/samgo/samgo/sam/nn"
@@ -79,17 +80,31 @@ func newTwoWayTransformer(w *weights, cfg *Config) *twoWayTransformer {
 
 // forward: image (B, HW, C) (image embedding + dense prompt), imagePE
 // (1, HW, C), tokens (B, T, C) → updated tokens (B, T, C) and image (B, HW, C).
-func (t *twoWayTransformer) forward(b nn.Backend, image, imagePE, tokens nn.Tensor) (queries, keys nn.Tensor) {
+// A cancelled ctx stops it between layers with ctx's error (and nothing
+// returned).
+func (t *twoWayTransformer) forward(ctx context.Context, b nn.Backend, image, imagePE, tokens nn.Tensor) (queries, keys nn.Tensor, err error) {
 	queries, keys = tokens, image
-	for _, l := range t.layers {
-		q2, k2 := l.forward(b, queries, keys, tokens, imagePE)
+	// drop releases what the layers made (not the inputs).
+	drop := func() {
 		if queries != tokens {
 			b.Release(queries)
 		}
 		if keys != image {
 			b.Release(keys)
 		}
+	}
+	for _, l := range t.layers {
+		if err := ctx.Err(); err != nil {
+			drop()
+			return nil, nil, err
+		}
+		q2, k2 := l.forward(b, queries, keys, tokens, imagePE)
+		drop()
 		queries, keys = q2, k2
+	}
+	if err := ctx.Err(); err != nil {
+		drop()
+		return nil, nil, err
 	}
 	// Final token → image attention.
 	q := b.Add(queries, tokens)
@@ -101,7 +116,7 @@ func (t *twoWayTransformer) forward(b nn.Backend, image, imagePE, tokens nn.Tens
 	if queries != tokens {
 		b.Release(queries)
 	}
-	return out, keys
+	return out, keys, nil
 }
 
 // forward runs one block. queryPE is the original token tensor, keyPE the

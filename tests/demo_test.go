@@ -76,7 +76,7 @@ func TestDemoModelSegmentsScenes(t *testing.T) {
 		for _, obj := range sc.Objects {
 			gt := objectMask(labels, obj.ID)
 			pt, err := p.Predict(context.Background(), sam.Prompt{
-				Points: []sam.Point{{X: obj.Point[0], Y: obj.Point[1], Label: 1}}, Multimask: true})
+				Points: []sam.Point{{X: obj.Point[0], Y: obj.Point[1], Label: 1}}})
 			require.NoError(t, err)
 			for j := range 3 {
 				require.InDelta(t, obj.MultiIoUPred[j], float64(pt.IoU[j]), 1e-4, "%s object %d mask %d predicted IoU", name, obj.ID, j)
@@ -96,7 +96,7 @@ func TestDemoModelSegmentsScenes(t *testing.T) {
 			sumRef += obj.MultiMaskIoU[refBest]
 
 			b := obj.BoxXYXY
-			bx, err := p.Predict(context.Background(), sam.Prompt{Box: &sam.Box{X0: b[0], Y0: b[1], X1: b[2], Y1: b[3]}})
+			bx, err := p.Predict(context.Background(), sam.Prompt{Box: &sam.Box{X0: b[0], Y0: b[1], X1: b[2], Y1: b[3]}, SingleMask: true})
 			require.NoError(t, err)
 			require.InDelta(t, obj.BoxIoUPred, float64(bx.IoU[0]), 1e-4, "%s object %d box predicted IoU", name, obj.ID)
 			boxIoU := maskIoU(bx.Masks[0].Pix, gt)

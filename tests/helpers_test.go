@@ -34,10 +34,12 @@ var newBackend = func(t testing.TB) nn.Backend { return cpu.New() }
 // code paths in minutes instead of hours.
 type parityScope struct {
 	sets        []string // encoder, predict, end-to-end and AMG fixture sets
+	images      []int    // the images of each set (image_K)
 	vitbDecoder bool     // TestPredictParity on vitb_decoder too
+	stored      bool     // the predict cases from the stored embedding too (the end-to-end ones use ours)
 }
 
-var parity = parityScope{sets: []string{"tiny", "small"}, vitbDecoder: true}
+var parity = parityScope{sets: []string{"tiny", "small"}, images: []int{0, 1}, vitbDecoder: true, stored: true}
 
 // loadModel loads a fixture set's model with its config.json.
 func loadModel(t testing.TB, set, file string) *sam.Model {

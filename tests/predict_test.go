@@ -38,11 +38,11 @@ func (c predictCase) prompts(t testing.TB, ref tensors, name string) []sam.Promp
 	if c.Boxes != nil {
 		var ps []sam.Prompt
 		for _, b := range c.Boxes {
-			ps = append(ps, sam.Prompt{Box: &sam.Box{X0: b[0], Y0: b[1], X1: b[2], Y1: b[3]}, Multimask: c.MultimaskOutput, ReturnLogits: true})
+			ps = append(ps, sam.Prompt{Box: &sam.Box{X0: b[0], Y0: b[1], X1: b[2], Y1: b[3]}, SingleMask: !c.MultimaskOutput, ReturnLogits: true})
 		}
 		return ps
 	}
-	p := sam.Prompt{Multimask: c.MultimaskOutput, ReturnLogits: true}
+	p := sam.Prompt{SingleMask: !c.MultimaskOutput, ReturnLogits: true}
 	for i, xy := range c.PointCoords {
 		p.Points = append(p.Points, sam.Point{X: xy[0], Y: xy[1], Label: c.PointLabels[i]})
 	}
@@ -68,7 +68,7 @@ func TestPredictParity(t *testing.T) {
 	type fixture struct{ set, json, tensors, embedding, embName string }
 	var fixtures []fixture
 	for _, set := range parity.sets {
-		for k := range 2 {
+		for _, k := range parity.images {
 			fixtures = append(fixtures, fixture{set,
 				fmt.Sprintf("image_%d.predict.json", k), fmt.Sprintf("image_%d.predict.safetensors", k),
 				fmt.Sprintf("image_%d.encoder.safetensors", k), "embedding"})
@@ -182,7 +182,7 @@ func checkCase(t *testing.T, p *sam.Predictor, c predictCase, ref tensors, name 
 // our own embedding, and checks the logits and masks of every case.
 func TestEndToEnd(t *testing.T) {
 	for _, set := range parity.sets {
-		for k := range 2 {
+		for _, k := range parity.images {
 			t.Run(fmt.Sprintf("%s/image_%d", set, k), func(t *testing.T) {
 				m := loadModel(t, set, "model.safetensors")
 				var pf predictFile

@@ -109,7 +109,8 @@ func TestAutoDirectoryResumes(t *testing.T) {
 
 	code, stdout, stderr := samCLI(args...)
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, stderr, "2/2 images")
+	require.Contains(t, stderr, "1/2 "+filepath.Join(in, "image_0.png")+": 12 masks")
+	require.Contains(t, stderr, "2/2 "+filepath.Join(in, "image_1.png")+": ")
 	var sum autoSummary
 	require.NoError(t, json.Unmarshal([]byte(stdout), &sum))
 	require.Len(t, sum.Images, 2)

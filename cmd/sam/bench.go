@@ -14,15 +14,17 @@ import (
 	"time"
 
 	"github.com/samgo/samgo/sam"
+	"github.com/samgo/samgo/sam/amg"
 	"github.com/samgo/samgo/sam/nn"
 )
 
 func init() {
 	register(&command{
-		name:    "bench",
-		args:    "[-model vit_b|vit_l|vit_h | -checkpoint F] [-device D] [-batch 1,8] [-prompts 1,64] [-iters N] [-json OUT]",
-		summary: "time the image encoder per batch size and the decoder per prompt count (random weights unless -checkpoint); prints a table, -json writes the results",
-		run:     runBench,
+		name: "bench",
+		args: "[-model vit_b|vit_l|vit_h | -checkpoint F] [-device D] [-batch 1,8] [-prompts 1,64] [-iters N] [-json OUT] [-table]",
+		summary: "time the image encoder per batch size and the decoder per prompt count (random weights unless -checkpoint); prints the results as JSON on stdout " +
+			"and a table on stderr (-table: the table on stdout instead of the JSON); -json also writes the JSON to a file",
+		run: runBench,
 	})
 }
 
@@ -50,20 +52,28 @@ type benchReport struct {
 	Results   []benchResult `json:"results"`
 }
 
-func parseInts(s string) ([]int, error) {
+// parseInts parses comma-separated integers in lo…hi.
+func parseInts(s string, lo, hi int) ([]int, error) {
 	var out []int
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
 		}
 		v, err := strconv.Atoi(p)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("%q: want positive integers", s)
+		if err != nil || v < lo || v > hi {
+			return nil, fmt.Errorf("%q: want integers %d…%d, comma-separated", s, lo, hi)
 		}
 		out = append(out, v)
 	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%q: want integers %d…%d, comma-separated", s, lo, hi)
+	}
 	return out, nil
 }
+
+// maxBenchPrompts bounds -prompts (one PredictBatch call): one decoder pass per 64 prompts, each
+// holding about 50 MiB (ViT-B) of transformer activations and its masks.
+const maxBenchPrompts = sam.MaxPrompts
 
 // timeIt runs f warmup+iters times and returns the timed samples in ms.
 func timeIt(warmup, iters int, f func() error) ([]float64, error) {
@@ -100,22 +110,44 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	var mf modelFlags
 	mf.register(fs)
 	model := fs.String("model", "vit_b", "preset for random weights when no -checkpoint: vit_b, vit_l, vit_h")
-	batches := fs.String("batch", "1", "encoder batch sizes, comma-separated")
-	prompts := fs.String("prompts", "1,64", "decoder prompt counts, comma-separated (0 skips the decoder)")
-	iters := fs.Int("iters", 0, "timed iterations per configuration (default 3 on GPU, 1 on CPU)")
-	warmup := fs.Int("warmup", -1, "untimed iterations first (default 1 on GPU, 0 on CPU)")
+	batches := fs.String("batch", "1", fmt.Sprintf("encoder batch sizes, comma-separated, each 1…%d", maxEncoderBatch))
+	prompts := fs.String("prompts", "1,64", fmt.Sprintf("decoder prompt counts, comma-separated, each 1…%d (0 skips the decoder)", maxBenchPrompts))
+	iters := fs.Int("iters", 0, "timed iterations per configuration, 1…1000 (default 3 on GPU, 1 on CPU)")
+	warmup := fs.Int("warmup", -1, "untimed iterations first, 0…100 (default 1 on GPU, 0 on CPU)")
 	noEncoder := fs.Bool("no-encoder", false, "skip the encoder timings")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
+	table := fs.Bool("table", false, "print the table on stdout instead of the JSON")
+	var budget budgetFlag
+	budget.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	bs, err := parseInts(*batches)
+	if err := mf.check(); err != nil {
+		return err
+	}
+	bs, err := parseInts(*batches, 1, maxEncoderBatch)
 	if err != nil {
 		return usageErr(fs, "-batch %v", err)
 	}
-	ps, err := parseInts(*prompts)
-	if err != nil && *prompts != "0" {
-		return usageErr(fs, "-prompts %v", err)
+	var ps []int
+	if strings.TrimSpace(*prompts) != "0" {
+		if ps, err = parseInts(*prompts, 1, maxBenchPrompts); err != nil {
+			return usageErr(fs, "-prompts %v", err)
+		}
+	}
+	set := setFlags(fs)
+	if set["iters"] {
+		if err := intRange(fs, "iters", *iters, 1, 1000); err != nil {
+			return err
+		}
+	}
+	if set["warmup"] {
+		if err := intRange(fs, "warmup", *warmup, 0, 100); err != nil {
+			return err
+		}
+	}
+	if err := budget.resolve(fs); err != nil {
+		return err
 	}
 	onCPU := strings.HasPrefix(mf.device, "cpu")
 	if *iters <= 0 {
@@ -131,17 +163,50 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	// The largest configuration must fit the memory budget before any
+	// model is built.
+	var cfg0 sam.Config
+	if mf.checkpoint != "" {
+		lopts, err := mf.loadOptions()
+		if err != nil {
+			return err
+		}
+		info, err := sam.InspectWith(mf.checkpoint, lopts)
+		if err != nil {
+			return err
+		}
+		cfg0 = info.Config
+	} else {
+		c, ok := sam.Preset(*model)
+		if !ok {
+			return usageErr(fs, "-model %q: want %s", *model, presetNames)
+		}
+		cfg0 = c
+	}
+	S := int64(cfg0.ImgSize)
+	if !*noEncoder {
+		B := int64(slices.Max(bs))
+		if err := budget.check(cfg0.WeightBytes(4)+B*(S*S*3*4+cfg0.EncoderBytesPerImage(4)), fmt.Sprintf("an encoder batch of %d", B), "use a smaller -batch"); err != nil {
+			return err
+		}
+	}
+	if len(ps) > 0 {
+		n := int64(slices.Max(ps))
+		per := amg.DecoderBytesPerPrompt(&cfg0)
+		need := cfg0.WeightBytes(4) + min(n, 64)*per + n*int64(cfg0.NumMultimaskOutputs)*S*S*5
+		if err := budget.check(need, fmt.Sprintf("%d decoder prompts", n), "use fewer -prompts"); err != nil {
+			return err
+		}
+	}
+
 	var m *sam.Model
 	name := mf.checkpoint
 	if mf.checkpoint != "" {
-		if m, err = mf.load(fs, stderr); err != nil {
+		if m, err = mf.load(stderr); err != nil {
 			return err
 		}
 	} else {
-		cfg, ok := sam.Preset(*model)
-		if !ok {
-			return usageErr(fs, "-model %q: want vit_b, vit_l or vit_h", *model)
-		}
+		cfg := cfg0
 		b, err := nn.Open(mf.device, nn.Options{Precision: mf.precision, Threads: mf.threads})
 		if err != nil {
 			return err
@@ -161,11 +226,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		Command: "sam bench " + strings.Join(args, " "),
 	}
 	ctx := context.Background()
-	S := cfg.ImgSize
 	rng := rand.New(rand.NewPCG(7, 7))
 
 	if !*noEncoder && m.HasImageEncoder() {
 		for _, B := range bs {
+			S := cfg.ImgSize
 			input := make([]float32, B*S*S*3)
 			for i := range input {
 				input[i] = float32(rng.NormFloat64())
@@ -188,7 +253,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if len(ps) > 0 {
 		// A cached embedding for a 1024×1024-like image at the model's size;
 		// prompts are points spread over the image, multimask on (as AMG).
-		g, C := cfg.GridSize(), cfg.PromptEmbedDim
+		S, g, C := cfg.ImgSize, cfg.GridSize(), cfg.PromptEmbedDim
 		feat := make([]float32, C*g*g)
 		for i := range feat {
 			feat[i] = float32(rng.NormFloat64() * 0.5)
@@ -201,7 +266,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		for _, n := range ps {
 			batch := make([]sam.Prompt, n)
 			for i := range batch {
-				batch[i] = sam.Prompt{Points: []sam.Point{{X: rng.Float64() * float64(S), Y: rng.Float64() * float64(S), Label: 1}}, Multimask: true}
+				batch[i] = sam.Prompt{Points: []sam.Point{{X: rng.Float64() * float64(S), Y: rng.Float64() * float64(S), Label: 1}}} // multimask, the default
 			}
 			fmt.Fprintf(stderr, "sam bench: decoder + upsampling, %d prompt(s)...\n", n)
 			resetPeak(m.Backend())
@@ -218,11 +283,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	printBench(stdout, &rep)
 	if *jsonOut != "" {
-		return writeJSONFile(*jsonOut, rep)
+		if err := writeJSONFile(*jsonOut, rep); err != nil {
+			return err
+		}
 	}
-	return nil
+	if *table {
+		printBench(stdout, &rep)
+		return nil
+	}
+	printBench(stderr, &rep)
+	return writeJSON(stdout, rep)
 }
 
 func printBench(w io.Writer, rep *benchReport) {

@@ -10,10 +10,11 @@ import (
 
 func init() {
 	register(&command{
-		name:    "info",
-		args:    "-checkpoint F [-config C] [-verify=false]",
-		summary: "print a checkpoint's format, tensors and (inferred) config as JSON; check an official file name's sha256 prefix",
-		run:     runInfo,
+		name: "info",
+		args: "-checkpoint F [-config C] [-verify=false]",
+		summary: "print a checkpoint's format, tensors and config as JSON, with where the config came from and what was assumed; " +
+			"check an official file name's sha256 prefix (exit 1 on a mismatch)",
+		run: runInfo,
 	})
 }
 
@@ -29,24 +30,28 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 	c := commands["info"]
 	fs := newFlags(c, stderr)
 	var mf modelFlags
-	fs.StringVar(&mf.checkpoint, "checkpoint", "", "model weights (.pth or .safetensors)")
-	fs.StringVar(&mf.config, "config", "", "config JSON or preset to check the checkpoint against (default: inferred, or config.json beside it)")
-	verify := fs.Bool("verify", true, "hash the file when its name ends in _<hex> (official checkpoints) and compare")
+	mf.fs = fs
+	onceVar(fs, &mf.checkpoint, "checkpoint", "", "model weights `FILE` (.pth or .safetensors)")
+	onceVar(fs, &mf.config, "config", "", "`CONFIG`: a JSON file or a preset ("+presetNames+") to check the checkpoint against (default: the "+
+		sam.ConfigFileName+" beside it, else inferred; config_source and assumed say which)")
+	verify := fs.Bool("verify", true, "hash the file when its name ends in _<hex> (official checkpoints) and compare; a mismatch exits 1")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := mf.checkpointConfig(fs, stderr)
+	lopts, err := mf.loadOptions()
 	if err != nil {
 		return err
 	}
-	info, err := sam.Inspect(mf.checkpoint, cfg)
+	info, err := sam.InspectWith(mf.checkpoint, lopts)
 	if err != nil {
 		return err
 	}
+	reportConfig(stderr, info.ConfigSource, info.Assumed)
 	out := struct {
 		*sam.CheckpointInfo
 		NameCheck *nameCheck `json:"name_check"`
 	}{CheckpointInfo: info}
+	var mismatch error
 	if *verify {
 		prefix, ok, sum, err := checkpoint.NamePrefixCheck(mf.checkpoint)
 		if err != nil {
@@ -55,9 +60,12 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		if prefix != "" {
 			out.NameCheck = &nameCheck{Prefix: prefix, SHA256: sum, OK: ok}
 			if !ok {
-				fmt.Fprintf(stderr, "sam info: warning: %s: sha256 %s does not start with %s (corrupt or renamed download?)\n", mf.checkpoint, sum, prefix)
+				mismatch = fmt.Errorf("%s: sha256 %s does not start with %s, as the file name says (corrupt or renamed download?)", mf.checkpoint, sum, prefix)
 			}
 		}
 	}
-	return writeJSON(stdout, out)
+	if err := writeJSON(stdout, out); err != nil {
+		return err
+	}
+	return mismatch
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/samgo/samgo/sam"
 	"github.com/samgo/samgo/sam/imgproc"
 	"github.com/samgo/samgo/sam/npy"
 )
@@ -50,9 +51,9 @@ func TestRuntimeErrorsExitOne(t *testing.T) {
 	require.Empty(t, stdout)
 	require.Contains(t, stderr, "missing.pth")
 	code, _, stderr = samCLI("predict", "-checkpoint", filepath.Join(testdata, "tiny", "model.safetensors"),
-		"-image", filepath.Join(testdata, "tiny", "image_0.png"), "-point", "500,1", "-out", t.TempDir())
+		"-image", filepath.Join(testdata, "tiny", "image_0.png"), "-point", "NaN,1", "-out", t.TempDir())
 	require.Equal(t, 1, code)
-	require.Contains(t, stderr, "outside")
+	require.Contains(t, stderr, "NaN")
 }
 
 func TestInfo(t *testing.T) {
@@ -85,11 +86,13 @@ func TestInfo(t *testing.T) {
 	bad := filepath.Join(dir, "sam_vit_t_abcdef.safetensors")
 	require.NoError(t, os.WriteFile(bad, data, 0o644))
 	code, stdout, stderr = samCLI("info", "-checkpoint", bad, "-config", filepath.Join(testdata, "tiny", "config.json"))
-	require.Equal(t, 0, code, stderr)
+	require.Equal(t, 1, code, "a sha256 that contradicts an official file name is an error: %s", stderr)
 	require.NoError(t, json.Unmarshal([]byte(stdout), &info))
 	require.NotNil(t, info.NameCheck)
 	require.False(t, info.NameCheck.OK)
 	require.Contains(t, stderr, "does not start with abcdef")
+	code, _, _ = samCLI("info", "-checkpoint", bad, "-config", filepath.Join(testdata, "tiny", "config.json"), "-verify=false")
+	require.Equal(t, 0, code)
 	good := filepath.Join(dir, "sam_vit_t_"+info.NameCheck.SHA256[:6]+".safetensors")
 	require.NoError(t, os.Rename(bad, good))
 	code, stdout, _ = samCLI("info", "-checkpoint", good, "-config", filepath.Join(testdata, "tiny", "config.json"))
@@ -112,7 +115,7 @@ func TestEmbedThenPredict(t *testing.T) {
 
 	// Single prompt from the image, multimask.
 	out1 := filepath.Join(dir, "p1")
-	code, stdout, stderr := samCLI("predict", "-checkpoint", ck, "-image", img, "-point", "120,50", "-point", "30,20,0", "-multimask", "-out", out1)
+	code, stdout, stderr := samCLI("predict", "-checkpoint", ck, "-image", img, "-point", "120,50", "-point", "30,20,0", "-multimask", "-logits", "-out", out1)
 	require.Equal(t, 0, code, stderr)
 	var res struct {
 		Masks []struct {
@@ -152,7 +155,7 @@ func TestEmbedThenPredict(t *testing.T) {
 
 	// The same prompt from the saved embedding gives the same logits.
 	out2 := filepath.Join(dir, "p2")
-	code, _, stderr = samCLI("predict", "-checkpoint", ck, "-embedding", filepath.Join(dir, "e.safetensors"), "-point", "120,50", "-point", "30,20,0", "-multimask", "-out", out2)
+	code, _, stderr = samCLI("predict", "-checkpoint", ck, "-embedding", filepath.Join(dir, "e.safetensors"), "-point", "120,50", "-point", "30,20,0", "-multimask", "-logits", "-out", out2)
 	require.Equal(t, 0, code, stderr)
 	logits2, _, err := npy.ReadFile(filepath.Join(out2, "logits.npy"))
 	require.NoError(t, err)
@@ -164,7 +167,7 @@ func TestEmbedThenPredict(t *testing.T) {
 	require.NoError(t, npy.WriteFile(filepath.Join(dir, "m.npy"), low[:64*64], 1, 64, 64))
 	out3 := filepath.Join(dir, "p3")
 	code, stdout, stderr = samCLI("predict", "-checkpoint", ck, "-image", img, "-box", "10,10,100,90", "-box", "150,20,250,100",
-		"-mask-input", filepath.Join(dir, "m.npy"), "-out", out3)
+		"-mask-input", filepath.Join(dir, "m.npy"), "-multimask=false", "-logits", "-out", out3)
 	require.Equal(t, 0, code, stderr)
 	res.Shapes = nil // Unmarshal would merge into the first run's map
 	require.NoError(t, json.Unmarshal([]byte(stdout), &res))
@@ -202,14 +205,14 @@ func TestEmbedManyMatchesOne(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(stdout), &res))
 	require.Len(t, res.Images, 2)
 	for _, f := range []string{"image_0", "image_1"} {
-		one := filepath.Join(dir, f+".npy")
+		one := filepath.Join(dir, f+".safetensors")
 		code, _, stderr := samCLI("embed", "-checkpoint", ck, "-image", filepath.Join(imgs, f+".png"), "-out", one)
 		require.Equal(t, 0, code, stderr)
-		a, sa, err := npy.ReadFile(one)
+		a, err := sam.LoadEmbedding(one)
 		require.NoError(t, err)
-		b, sb, err := npy.ReadFile(filepath.Join(out, f+".npy"))
+		b, err := sam.LoadEmbedding(filepath.Join(out, f+".safetensors"))
 		require.NoError(t, err)
-		require.Equal(t, sa, sb)
+		require.NotEmpty(t, b.Model)
 		require.Equal(t, a, b, f)
 	}
 

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"runtime"
+	"strings"
 
 	"github.com/samgo/samgo/sam"
 	"github.com/samgo/samgo/sam/nn"
@@ -17,63 +18,96 @@ import (
 type modelFlags struct {
 	checkpoint, config, device, precision string
 	threads                               int
+	fs                                    *flag.FlagSet
 }
+
+// presetNames are the -config presets.
+const presetNames = "vit_b, vit_l, vit_h"
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&m.checkpoint, "checkpoint", "", "model weights: official .pth, or .safetensors (official or Hugging Face key names)")
-	fs.StringVar(&m.config, "config", "", "config: a JSON file, or a preset vit_b|vit_l|vit_h (default: inferred from the tensor shapes, or config.json beside the checkpoint)")
+	m.fs = fs
+	onceVar(fs, &m.checkpoint, "checkpoint", "", "model weights `FILE`: official .pth, or .safetensors (official or Hugging Face key names)")
+	onceVar(fs, &m.config, "config", "", "`CONFIG`: a JSON file, or a preset ("+presetNames+"); default: the "+sam.ConfigFileName+
+		" beside the checkpoint if there is one, else inferred from the tensor shapes (what no shape shows is assumed, and said on stderr)")
 	fs.StringVar(&m.device, "device", "cpu", "compute device: cpu, cuda or cuda:N")
 	fs.StringVar(&m.precision, "precision", "fp32", "fp32 or bf16 (bf16 on CUDA only)")
-	fs.IntVar(&m.threads, "threads", 0, "CPU threads (0: all cores)")
+	fs.IntVar(&m.threads, "threads", 0, fmt.Sprintf("CPU threads, 1…%d (default: all %d cores)", maxThreads, runtime.NumCPU()))
 }
 
-// resolveConfig returns the config to load with, or nil to infer it. A
-// config.json beside the checkpoint is used when -config is not given:
-// shapes cannot tell everything (the decoder's head count).
-func (m *modelFlags) resolveConfig(stderr io.Writer) (*sam.Config, error) {
-	path := m.config
-	if path == "" {
-		side := filepath.Join(filepath.Dir(m.checkpoint), "config.json")
-		if _, err := os.Stat(side); err == nil {
-			if c, err := sam.ReadConfig(side); err == nil {
-				fmt.Fprintf(stderr, "sam: using %s\n", side)
-				return &c, nil
-			} else {
-				fmt.Fprintf(stderr, "sam: ignoring %s: %v\n", side, err)
-			}
-		}
-		return nil, nil
+// check refuses a -threads given as ≤ 0 (not given: all cores).
+func (m *modelFlags) check() error {
+	if setFlags(m.fs)["threads"] {
+		return intRange(m.fs, "threads", m.threads, 1, maxThreads)
 	}
-	if c, ok := sam.Preset(path); ok {
-		return &c, nil
-	}
-	c, err := sam.ReadConfig(path)
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return nil
 }
 
-// checkpointConfig requires -checkpoint and settles the config to load it
-// with (nil: infer from the shapes).
-func (m *modelFlags) checkpointConfig(fs *flag.FlagSet, stderr io.Writer) (*sam.Config, error) {
+// loadOptions requires -checkpoint and says how sam.Load settles the
+// config: a preset, a config file, or (no -config) Load's own order: the
+// config.json beside the checkpoint, else the shapes.
+func (m *modelFlags) loadOptions() (sam.LoadOptions, error) {
 	if m.checkpoint == "" {
-		return nil, usageErr(fs, "-checkpoint is required")
+		return sam.LoadOptions{}, usageErr(m.fs, "-checkpoint is required")
 	}
-	return m.resolveConfig(stderr)
+	if err := m.check(); err != nil {
+		return sam.LoadOptions{}, err
+	}
+	if m.config == "" {
+		return sam.LoadOptions{}, nil
+	}
+	if c, ok := sam.Preset(m.config); ok {
+		return sam.LoadOptions{Config: &c}, nil
+	}
+	st, err := os.Stat(m.config)
+	if err != nil || st.IsDir() {
+		why := "no such file"
+		if err == nil {
+			why = "a directory"
+		}
+		return sam.LoadOptions{}, usageErr(m.fs, "-config %q: not a preset (%s) and not a config file (%s)", m.config, presetNames, why)
+	}
+	return sam.LoadOptions{ConfigFile: m.config}, nil
+}
+
+// reportConfig says on stderr where the config came from when it was not
+// given, and which values were assumed.
+func reportConfig(stderr io.Writer, source string, assumed []string) {
+	switch source {
+	case "given", "":
+	case "shapes":
+		fmt.Fprintf(stderr, "sam: config inferred from the tensor shapes\n")
+	default:
+		fmt.Fprintf(stderr, "sam: config from %s\n", source)
+	}
+	if len(assumed) > 0 {
+		fmt.Fprintf(stderr, "sam: assumed %s (the official value; no tensor shape shows it): give -config to set it\n", strings.Join(assumed, ", "))
+	}
 }
 
 // load opens the backend and loads the model.
-func (m *modelFlags) load(fs *flag.FlagSet, stderr io.Writer) (*sam.Model, error) {
-	cfg, err := m.checkpointConfig(fs, stderr)
+func (m *modelFlags) load(stderr io.Writer) (*sam.Model, error) {
+	opts, err := m.loadOptions()
 	if err != nil {
 		return nil, err
 	}
-	b, err := nn.Open(m.device, nn.Options{Precision: m.precision, Threads: m.threads})
+	return m.loadWith(opts, m.device, stderr)
+}
+
+// loadWith loads the model on device with settled options.
+func (m *modelFlags) loadWith(opts sam.LoadOptions, device string, stderr io.Writer) (*sam.Model, error) {
+	b, err := nn.Open(device, nn.Options{Precision: m.precision, Threads: m.threads})
 	if err != nil {
 		return nil, err
 	}
-	return sam.Load(m.checkpoint, b, sam.LoadOptions{Config: cfg})
+	model, err := sam.Load(m.checkpoint, b, opts)
+	if err != nil {
+		if c, ok := b.(io.Closer); ok {
+			c.Close()
+		}
+		return nil, err
+	}
+	reportConfig(stderr, model.ConfigSource, model.Assumed)
+	return model, nil
 }
 
 // writeJSON prints v indented on w.
@@ -83,15 +117,7 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// writeJSONFile writes v indented to path.
+// writeJSONFile writes v indented to path (through a temporary file).
 func writeJSONFile(path string, v any) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := writeJSON(f, v); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return writeAtomic(path, func(w io.Writer) error { return writeJSON(w, v) })
 }

@@ -1,62 +1,92 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"strings"
 	"sync"
-	"time"
 )
 
-// progress reports "done/total" on stderr: a line redrawn in place on a
-// terminal, a line every few seconds elsewhere (logs, CI).
-type progress struct {
-	mu       sync.Mutex
-	w        io.Writer
-	label    string
-	total    int
-	done     int
-	failed   int
-	start    time.Time
-	last     time.Time
-	terminal bool
+// isTerminal reports whether w is a terminal (a character device). Only
+// then does progress redraw a line with '\r' and ESC [K; a log file or a
+// pipe gets one plain line per item. A variable, so that tests can pretend.
+var isTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-func newProgress(w io.Writer, label string, total int) *progress {
-	p := &progress{w: w, label: label, total: total, start: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.terminal = true
-		}
-	}
-	return p
+// notifyContext is cancelled by Ctrl-C (SIGINT), after which a second
+// Ctrl-C ends the process at once; tests replace it.
+var notifyContext = func(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt)
+	go func() {
+		<-ctx.Done()
+		stop() // restore the default: the next SIGINT kills
+	}()
+	return ctx, stop
 }
 
-// add counts one finished item.
-func (p *progress) add(failed bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done++
-	if failed {
-		p.failed++
-	}
-	now := time.Now()
-	if p.done < p.total && now.Sub(p.last) < 200*time.Millisecond || (!p.terminal && p.done < p.total && now.Sub(p.last) < 5*time.Second) {
+// afterItem, when set (by tests), is called after each image of auto and
+// embed has been handled, with the number handled so far.
+var afterItem func(done int)
+
+// statusLine is stderr as progress sees it: on a terminal one line drawn
+// over in place, plus whole lines printed above it; elsewhere only the
+// whole lines.
+type statusLine struct {
+	mu    sync.Mutex
+	w     io.Writer
+	term  bool
+	drawn bool
+}
+
+func newStatusLine(w io.Writer) *statusLine { return &statusLine{w: w, term: isTerminal(w)} }
+
+// draw replaces the status line (terminal only; elsewhere nothing).
+func (s *statusLine) draw(line string) {
+	if !s.term {
 		return
 	}
-	p.last = now
-	rate := float64(p.done) / now.Sub(p.start).Seconds()
-	line := fmt.Sprintf("%s: %d/%d (%.2f/s", p.label, p.done, p.total, rate)
-	if p.failed > 0 {
-		line += fmt.Sprintf(", %d failed", p.failed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.w, "\r\033[K%s", line)
+	s.drawn = true
+}
+
+// println prints a whole line (above the status line on a terminal).
+func (s *statusLine) println(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drawn {
+		fmt.Fprint(s.w, "\r\033[K")
+		s.drawn = false
 	}
-	line += ")"
-	if p.terminal {
-		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
-		if p.done == p.total {
-			fmt.Fprintln(p.w)
-		}
-	} else {
-		fmt.Fprintln(p.w, line)
+	fmt.Fprintf(s.w, format+"\n", args...)
+}
+
+// done ends the status line.
+func (s *statusLine) done() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drawn {
+		fmt.Fprintln(s.w)
+		s.drawn = false
 	}
+}
+
+// bar renders done/total as [#####.....].
+func bar(done, total int) string {
+	const width = 20
+	n := 0
+	if total > 0 {
+		n = min(width, done*width/total)
+	}
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
 }

@@ -11,14 +11,17 @@
 package amg
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,13 +39,41 @@ const (
 	CocoRLE         OutputMode = "coco_rle"         // COCORLE
 )
 
-// ErrOptions marks invalid generator options.
-var ErrOptions = errors.New("invalid automatic mask generator options")
+// ErrOptions marks invalid generator options; ErrTooLarge work whose
+// estimated memory exceeds Options.MaxMemory.
+var (
+	ErrOptions  = errors.New("invalid automatic mask generator options")
+	ErrTooLarge = errors.New("automatic mask generation would exceed the memory budget")
+)
 
 // Options are SamAutomaticMaskGenerator's arguments (same names in Go
 // case, same meaning); DefaultOptions has the official defaults. Since a
 // zero threshold is meaningful (it turns a filter off), start from
 // DefaultOptions rather than a zero Options.
+//
+// Every option has a checked range (Validate and New refuse the rest with
+// ErrOptions). The official generator accepts any number; the ranges keep
+// out what is never useful and what crashes or exhausts memory before any
+// work is done (a crop overlap ratio of 1.5 makes crops reach outside the
+// image, 100000 points per side is a 10¹⁰-point grid, 20 crop layers are
+// 4²⁰ crops):
+//
+//	points_per_side                 1 … 1024 (MaxPointsPerSide; 1024² points per crop)
+//	point_grids                     each grid 1 … 1024² points in [0,1]²
+//	points_per_batch                1 … 1024 (MaxPointsPerBatch, sam.MaxPrompts)
+//	pred_iou_thresh                 0 … 1 (0: off)
+//	stability_score_thresh          0 … 1 (0: off)
+//	stability_score_offset          0 … 100 (past the logits' range, tens, every score is 0)
+//	box_nms_thresh, crop_nms_thresh 0 … 1
+//	crop_n_layers                   0 … 4 (MaxCropNLayers; 1+4+16+64+256 = 341 crops; a
+//	                                layer-4 crop of a 1024-px image is ~100 px, upsampled 10× by the encoder)
+//	crop_overlap_ratio              0 ≤ r < 1 (at r ≥ 1 a layer-1 crop is the whole image
+//	                                or reaches past it)
+//	crop_n_points_downscale_factor  1 … 1024, and every layer keeps ≥ 1 point per side
+//	min_mask_region_area            0 … 2²⁸ (the largest image imgproc loads)
+//
+// Beyond the ranges, MaxMemory refuses an image whose estimated peak
+// memory (see Generator.Plan) is larger, before any work on it starts.
 type Options struct {
 	// PointsPerSide is the grid size n (n² points on the image); 0 when
 	// PointGrids is given. Exactly one of the two must be set.
@@ -90,7 +121,22 @@ type Options struct {
 	// 0 means 16 MiB. Larger chunks do not run faster: the upscaled planes
 	// are processed once and then dropped.
 	MaxLogitBytes int
+	// MaxMemory, when > 0, is a budget in bytes: Generate refuses (with
+	// ErrTooLarge) an image whose estimated peak memory (Generator.Plan)
+	// exceeds it, before it starts. 0: no budget.
+	MaxMemory int64
 }
+
+// The ranges of the options (see Options).
+const (
+	MaxPointsPerSide  = 1024
+	MaxPointsPerBatch = sam.MaxPrompts // what one decoder call takes
+	MaxCropNLayers    = 4
+	maxGridPoints     = MaxPointsPerSide * MaxPointsPerSide
+	maxDownscale      = 1024
+	maxStabilityOff   = 100
+	maxMinRegionArea  = 1 << 28
+)
 
 // DefaultOptions returns SamAutomaticMaskGenerator's defaults.
 func DefaultOptions() Options {
@@ -202,10 +248,64 @@ func (f pyFloat) MarshalJSON() ([]byte, error) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return []byte("null"), nil
 	}
-	if v == math.Trunc(v) && math.Abs(v) < 1e16 {
-		return append(strconv.AppendFloat(nil, v, 'f', -1, 64), ".0"...), nil
+	return []byte(pyRepr(v)), nil
+}
+
+// pyRepr is Python's repr (and str) of a float: the shortest digits that
+// read back as v, positional for decimal exponents −4 ≤ e < 16 with ".0"
+// on integral values (580.0), else scientific with a two-digit exponent
+// at least (1e-05, 1.5e+16).
+func pyRepr(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "nan"
+	case math.IsInf(v, 1):
+		return "inf"
+	case math.IsInf(v, -1):
+		return "-inf"
 	}
-	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+	e := strconv.FormatFloat(v, 'e', -1, 64) // d.ddde±XX
+	exp, _ := strconv.Atoi(e[strings.LastIndexByte(e, 'e')+1:])
+	if v != 0 && (exp < -4 || exp >= 16) {
+		return e
+	}
+	s := strconv.FormatFloat(v, 'f', -1, 64)
+	if !strings.ContainsAny(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+// MetadataCSVHeader is the header of scripts/amg.py's metadata.csv.
+const MetadataCSVHeader = "id,area,bbox_x0,bbox_y0,bbox_w,bbox_h,point_input_x,point_input_y,predicted_iou,stability_score,crop_box_x0,crop_box_y0,crop_box_w,crop_box_h"
+
+// WriteMetadataCSV writes the metadata.csv that segment-anything's
+// scripts/amg.py writes beside the masks <i>.png (write_masks_to_folder):
+// the header, then per record i, area, bbox, the first point, predicted
+// IoU, stability score and crop box, with Python's str() of each value
+// (ints as ints, floats as repr), lines joined by "\n" with no newline at
+// the end, as "\n".join does.
+func WriteMetadataCSV(w io.Writer, recs []Record) error {
+	bw := bufio.NewWriter(w)
+	bw.WriteString(MetadataCSVHeader)
+	for i, r := range recs {
+		var pt [2]float64
+		if len(r.PointCoords) > 0 {
+			pt = r.PointCoords[0]
+		}
+		fields := []string{strconv.Itoa(i), strconv.Itoa(r.Area)}
+		for _, v := range r.BBox {
+			fields = append(fields, strconv.Itoa(v))
+		}
+		fields = append(fields, pyRepr(pt[0]), pyRepr(pt[1]),
+			pyRepr(float64(r.PredictedIoU)), pyRepr(float64(r.StabilityScore)))
+		for _, v := range r.CropBox {
+			fields = append(fields, strconv.Itoa(v))
+		}
+		bw.WriteString("\n")
+		bw.WriteString(strings.Join(fields, ","))
+	}
+	return bw.Flush()
 }
 
 type maskRows sam.Mask
@@ -284,32 +384,47 @@ func (o Options) Validate() error {
 	return err
 }
 
-// grids validates the options and returns the per-layer point grids.
+// grids validates the options and returns the per-layer point grids. The
+// ranges are checked before anything is allocated.
 func (o *Options) grids() ([][][2]float64, error) {
 	switch {
 	case (o.PointsPerSide > 0) == (o.PointGrids != nil):
 		return nil, fmt.Errorf("%w: exactly one of points_per_side and point_grids must be given", ErrOptions)
-	case o.PointsPerSide < 0:
-		return nil, fmt.Errorf("%w: points_per_side %d", ErrOptions, o.PointsPerSide)
-	case o.PointsPerBatch < 1:
-		return nil, fmt.Errorf("%w: points_per_batch %d < 1", ErrOptions, o.PointsPerBatch)
-	case o.CropNLayers < 0:
-		return nil, fmt.Errorf("%w: crop_n_layers %d < 0", ErrOptions, o.CropNLayers)
-	case o.MinMaskRegionArea < 0:
-		return nil, fmt.Errorf("%w: min_mask_region_area %d < 0", ErrOptions, o.MinMaskRegionArea)
+	case o.PointsPerSide < 0 || o.PointsPerSide > MaxPointsPerSide:
+		return nil, fmt.Errorf("%w: points_per_side %d outside 1…%d", ErrOptions, o.PointsPerSide, MaxPointsPerSide)
+	case o.PointsPerBatch < 1 || o.PointsPerBatch > MaxPointsPerBatch:
+		return nil, fmt.Errorf("%w: points_per_batch %d outside 1…%d", ErrOptions, o.PointsPerBatch, MaxPointsPerBatch)
+	case o.CropNLayers < 0 || o.CropNLayers > MaxCropNLayers:
+		return nil, fmt.Errorf("%w: crop_n_layers %d outside 0…%d (%d layers would be %d crops)",
+			ErrOptions, o.CropNLayers, MaxCropNLayers, max(o.CropNLayers, 0), cropCount(max(o.CropNLayers, 0)))
+	case o.CropNPointsDownscaleFactor < 1 || o.CropNPointsDownscaleFactor > maxDownscale:
+		return nil, fmt.Errorf("%w: crop_n_points_downscale_factor %d outside 1…%d", ErrOptions, o.CropNPointsDownscaleFactor, maxDownscale)
+	case o.MinMaskRegionArea < 0 || o.MinMaskRegionArea > maxMinRegionArea:
+		return nil, fmt.Errorf("%w: min_mask_region_area %d outside 0…%d", ErrOptions, o.MinMaskRegionArea, maxMinRegionArea)
 	case o.MaxLogitBytes < 0:
 		return nil, fmt.Errorf("%w: max logit bytes %d < 0", ErrOptions, o.MaxLogitBytes)
+	case o.MaxMemory < 0:
+		return nil, fmt.Errorf("%w: max memory %d outside 0…", ErrOptions, o.MaxMemory)
 	}
 	for _, f := range []struct {
-		name string
-		v    float64
+		name   string
+		v      float64
+		lo, hi float64
+		open   bool // hi excluded
 	}{
-		{"pred_iou_thresh", o.PredIoUThresh}, {"stability_score_thresh", o.StabilityScoreThresh},
-		{"stability_score_offset", o.StabilityScoreOffset}, {"box_nms_thresh", o.BoxNMSThresh},
-		{"crop_nms_thresh", o.CropNMSThresh}, {"crop_overlap_ratio", o.CropOverlapRatio},
+		{"pred_iou_thresh", o.PredIoUThresh, 0, 1, false},
+		{"stability_score_thresh", o.StabilityScoreThresh, 0, 1, false},
+		{"stability_score_offset", o.StabilityScoreOffset, 0, maxStabilityOff, false},
+		{"box_nms_thresh", o.BoxNMSThresh, 0, 1, false},
+		{"crop_nms_thresh", o.CropNMSThresh, 0, 1, false},
+		{"crop_overlap_ratio", o.CropOverlapRatio, 0, 1, true},
 	} {
-		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
-			return nil, fmt.Errorf("%w: %s is %v", ErrOptions, f.name, f.v)
+		if math.IsNaN(f.v) || f.v < f.lo || f.v > f.hi || (f.open && f.v == f.hi) {
+			r := "…"
+			if f.open {
+				r = " ≤ x <"
+			}
+			return nil, fmt.Errorf("%w: %s %v outside %g%s%g", ErrOptions, f.name, f.v, f.lo, r, f.hi)
 		}
 	}
 	switch o.OutputMode {
@@ -324,8 +439,8 @@ func (o *Options) grids() ([][][2]float64, error) {
 		return nil, fmt.Errorf("%w: %d point grids for %d crop layers", ErrOptions, len(o.PointGrids), o.CropNLayers+1)
 	}
 	for i, gr := range o.PointGrids[:o.CropNLayers+1] {
-		if len(gr) == 0 {
-			return nil, fmt.Errorf("%w: point grid %d is empty", ErrOptions, i)
+		if len(gr) == 0 || len(gr) > maxGridPoints {
+			return nil, fmt.Errorf("%w: point grid %d has %d points, outside 1…%d", ErrOptions, i, len(gr), maxGridPoints)
 		}
 		for _, p := range gr {
 			if !(p[0] >= 0 && p[0] <= 1 && p[1] >= 0 && p[1] <= 1) {
@@ -334,6 +449,14 @@ func (o *Options) grids() ([][][2]float64, error) {
 		}
 	}
 	return o.PointGrids, nil
+}
+
+// cropCount is the number of crops of layers 0..n: 1 + 4 + … + 4ⁿ.
+func cropCount(n int) int {
+	if n > 15 {
+		return math.MaxInt
+	}
+	return ((1 << (2 * (n + 1))) - 1) / 3
 }
 
 // defaultMaxLogitBytes is Options.MaxLogitBytes' default. Measured on the
@@ -363,20 +486,18 @@ func (g *Generator) Generate(ctx context.Context, img *imgproc.RGB) ([]Record, e
 	t0 := time.Now()
 	g.stats = Stats{ImageW: img.W, ImageH: img.H}
 	st := &g.stats
-	crops := GenerateCropBoxes(img.H, img.W, g.opts.CropNLayers, g.opts.CropOverlapRatio)
+	plan, err := g.Plan(img.W, img.H)
+	if err != nil {
+		return nil, err
+	}
+	if g.opts.MaxMemory > 0 && plan.PeakBytes > g.opts.MaxMemory {
+		return nil, fmt.Errorf("%w: a %d×%d image with %d crops and %d points needs about %s (estimated), the budget is %s: "+
+			"use fewer points_per_side, crop_n_layers or points_per_batch, or a larger budget",
+			ErrTooLarge, img.W, img.H, plan.Crops, plan.Points, FormatBytes(plan.PeakBytes), FormatBytes(g.opts.MaxMemory))
+	}
+	crops := plan.crops
 	st.Crops = len(crops)
-	for _, c := range crops {
-		if c.Box[2] <= c.Box[0] || c.Box[3] <= c.Box[1] {
-			// The official generator fails on it too (an empty crop).
-			return nil, fmt.Errorf("%w: crop layer %d of a %d×%d image has an empty crop %v; use fewer crop layers",
-				ErrOptions, c.Layer, img.W, img.H, c.Box)
-		}
-	}
-	pr := Progress{Crops: len(crops)}
-	for _, c := range crops {
-		n := len(g.grids[c.Layer])
-		pr.Batches += (n + g.opts.PointsPerBatch - 1) / g.opts.PointsPerBatch
-	}
+	pr := Progress{Crops: len(crops), Batches: plan.Batches}
 	defer g.pred.Reset()
 
 	var data []maskData
@@ -458,10 +579,14 @@ func pick(data []maskData, keep []int) []maskData {
 	return out
 }
 
-// cropRGB returns the pixels of img inside b = [x0, y0, x1, y1).
-func cropRGB(img *imgproc.RGB, b [4]int) *imgproc.RGB {
+// cropRGB returns the pixels of img inside b = [x0, y0, x1, y1), which
+// must be a non-empty box inside the image.
+func cropRGB(img *imgproc.RGB, b [4]int) (*imgproc.RGB, error) {
 	if b == [4]int{0, 0, img.W, img.H} {
-		return img
+		return img, nil
+	}
+	if b[0] < 0 || b[1] < 0 || b[2] > img.W || b[3] > img.H || b[2] <= b[0] || b[3] <= b[1] {
+		return nil, fmt.Errorf("%w: crop %v is empty or outside the %d×%d image", ErrOptions, b, img.W, img.H)
 	}
 	w, h := b[2]-b[0], b[3]-b[1]
 	out := imgproc.NewRGB(w, h)
@@ -469,7 +594,99 @@ func cropRGB(img *imgproc.RGB, b [4]int) *imgproc.RGB {
 		src := ((b[1]+y)*img.W + b[0]) * 3
 		copy(out.Pix[y*w*3:(y+1)*w*3], img.Pix[src:src+w*3])
 	}
-	return out
+	return out, nil
+}
+
+// Plan is what Generate does on one image and how much memory it needs.
+type Plan struct {
+	Crops   int // crop boxes, the whole image included
+	Points  int // prompt points over all crops
+	Batches int // decoder passes
+	// PeakBytes estimates Generate's peak memory, host and device together,
+	// beyond the model's weights and the caller's image: the crop copy and
+	// its encoder pass, one decoder batch, one upscaling chunk, the masks
+	// held until the last NMS as RLE (every candidate counted, as if every
+	// mask passed the filters: an upper bound), binary masks for
+	// OutputMode BinaryMask, and the small-region buffers.
+	PeakBytes int64
+
+	crops []CropBox
+}
+
+// Plan returns what Generate would do on a w×h image, or ErrOptions when
+// the crop layers do not fit the image (an empty crop: the official
+// generator fails on it too).
+func (g *Generator) Plan(w, h int) (Plan, error) {
+	if w <= 0 || h <= 0 {
+		return Plan{}, fmt.Errorf("amg: image size %d×%d", w, h)
+	}
+	crops := GenerateCropBoxes(h, w, g.opts.CropNLayers, g.opts.CropOverlapRatio)
+	p := Plan{Crops: len(crops), crops: crops}
+	cfg := &g.pred.Model().Config
+	W, H := int64(w), int64(h)
+	lr := int64(cfg.LowResSize())
+	var maxCrop, maxBatch int64
+	var held int64 // RLE bytes of every candidate mask
+	for _, c := range crops {
+		if c.Box[0] < 0 || c.Box[1] < 0 || c.Box[2] > w || c.Box[3] > h || c.Box[2] <= c.Box[0] || c.Box[3] <= c.Box[1] {
+			return Plan{}, fmt.Errorf("%w: crop layer %d of a %d×%d image has an empty crop %v; use fewer crop layers or a smaller crop_overlap_ratio",
+				ErrOptions, c.Layer, w, h, c.Box)
+		}
+		n := len(g.grids[c.Layer])
+		p.Points += n
+		p.Batches += (n + g.opts.PointsPerBatch - 1) / g.opts.PointsPerBatch
+		cw, ch := int64(c.Box[2]-c.Box[0]), int64(c.Box[3]-c.Box[1])
+		maxCrop = max(maxCrop, cw*ch)
+		maxBatch = max(maxBatch, int64(min(n, g.opts.PointsPerBatch)))
+		held += int64(n) * 3 * rleBytes(cw)
+	}
+	masks := int64(p.Points) * 3
+	budget := int64(g.opts.MaxLogitBytes)
+	if budget == 0 {
+		budget = defaultMaxLogitBytes
+	}
+	chunk := min(max(budget/max(maxCrop*4, 1), int64(min(runtime.GOMAXPROCS(0), 4)), 1), 3*maxBatch)
+	workers := int64(runtime.GOMAXPROCS(0))
+	encode := maxCrop*3 + cfg.EncoderBytesPerImage(4)
+	decode := maxBatch*(DecoderBytesPerPrompt(cfg)+3*lr*lr*4) + chunk*maxCrop*(4+1)
+	rest := 2*int64(cfg.PromptEmbedDim)*int64(cfg.GridSize()*cfg.GridSize())*4 + held
+	if g.opts.OutputMode == BinaryMask {
+		rest += masks * W * H
+	}
+	if g.opts.MinMaskRegionArea > 0 {
+		rest += workers * W * H * 16
+	}
+	p.PeakBytes = max(encode, decode) + rest
+	return p, nil
+}
+
+// rleBytes estimates an RLE of a mask in a crop cw pixels wide: two runs
+// per column of a compact shape, 4 bytes each, and the slice's header.
+func rleBytes(cw int64) int64 { return 8*cw + 64 }
+
+// DecoderBytesPerPrompt estimates the memory one prompt needs in a
+// decoder pass (elements of 4 bytes): the two-way transformer keeps about
+// a dozen token maps of the image embedding's size per prompt (the
+// embedding plus dense prompt, the positional encoding, the keys and their
+// projections), and the upscaled mask features and masks at 4g×4g.
+func DecoderBytesPerPrompt(cfg *sam.Config) int64 {
+	g, C := int64(cfg.GridSize()), int64(cfg.PromptEmbedDim)
+	lr := 4 * g
+	return (12*g*g*C + lr*lr*(int64(cfg.NumMaskTokens())+C/8)) * 4
+}
+
+// FormatBytes writes n as a size in KiB, MiB, GiB or TiB.
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, u := float64(n), 0
+	for v >= unit && u < 4 {
+		v /= unit
+		u++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "BKMGT"[u])
 }
 
 // processCrop is _process_crop: encode the crop, run its point grid in
@@ -479,7 +696,11 @@ func (g *Generator) processCrop(ctx context.Context, img *imgproc.RGB, c CropBox
 	x0, y0, x1, y1 := c.Box[0], c.Box[1], c.Box[2], c.Box[3]
 	cw, ch := x1-x0, y1-y0
 	t := time.Now()
-	if err := g.pred.SetImage(ctx, cropRGB(img, c.Box)); err != nil {
+	crop, err := cropRGB(img, c.Box)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.pred.SetImage(ctx, crop); err != nil {
 		return nil, fmt.Errorf("crop %v: %w", c.Box, err)
 	}
 	st.Encode += time.Since(t)

@@ -268,7 +268,7 @@ func TestGenerateExplicitGridAndErrors(t *testing.T) {
 	// Nothing survives with crops: the official generator raises
 	// IndexError; we return no records.
 	o = tinyOptions()
-	o.PredIoUThresh = 100
+	o.PredIoUThresh = 1 // the largest in range: the tiny model never predicts IoU > 1
 	g, err = New(m, o)
 	require.NoError(t, err)
 	recs, err := g.Generate(ctx, img)
@@ -284,4 +284,120 @@ func TestGenerateExplicitGridAndErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrOptions)
 	_, err = g.Generate(ctx, &imgproc.RGB{})
 	require.Error(t, err)
+}
+
+// Every option has a range; what lies outside is refused by Validate
+// before anything is allocated (100000 points per side was a 10¹⁰-point
+// grid, 20 crop layers 4²⁰ crops, a crop overlap ratio of 1.5 panicked in
+// cropRGB).
+func TestOptionsRanges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Options)
+		ok   bool
+	}{
+		{"points_per_side 100000", func(o *Options) { o.PointsPerSide = 100000 }, false},
+		{"points_per_side 1024", func(o *Options) { o.PointsPerSide = 1024 }, true},
+		{"points_per_batch 100000", func(o *Options) { o.PointsPerBatch = 100000 }, false},
+		{"points_per_batch 1024", func(o *Options) { o.PointsPerBatch = 1024 }, true},
+		{"points_per_batch 1025", func(o *Options) { o.PointsPerBatch = 1025 }, false},
+		{"crop_n_layers 20", func(o *Options) { o.CropNLayers = 20 }, false},
+		{"crop_n_layers 8", func(o *Options) { o.CropNLayers = 8 }, false},
+		{"crop_n_layers 4", func(o *Options) { o.CropNLayers = 4 }, true},
+		{"crop_overlap_ratio 1.5", func(o *Options) { o.CropOverlapRatio = 1.5 }, false},
+		{"crop_overlap_ratio 1", func(o *Options) { o.CropOverlapRatio = 1 }, false},
+		{"crop_overlap_ratio -0.1", func(o *Options) { o.CropOverlapRatio = -0.1 }, false},
+		{"crop_overlap_ratio 0", func(o *Options) { o.CropOverlapRatio = 0 }, true},
+		{"pred_iou_thresh -1", func(o *Options) { o.PredIoUThresh = -1 }, false},
+		{"pred_iou_thresh 1.5", func(o *Options) { o.PredIoUThresh = 1.5 }, false},
+		{"pred_iou_thresh 0", func(o *Options) { o.PredIoUThresh = 0 }, true},
+		{"stability_score_thresh 2", func(o *Options) { o.StabilityScoreThresh = 2 }, false},
+		{"stability_score_offset -1", func(o *Options) { o.StabilityScoreOffset = -1 }, false},
+		{"stability_score_offset +Inf", func(o *Options) { o.StabilityScoreOffset = math.Inf(1) }, false},
+		{"box_nms_thresh 1.1", func(o *Options) { o.BoxNMSThresh = 1.1 }, false},
+		{"crop_nms_thresh -0.5", func(o *Options) { o.CropNMSThresh = -0.5 }, false},
+		{"downscale 0", func(o *Options) { o.CropNPointsDownscaleFactor = 0 }, false},
+		{"downscale 100000", func(o *Options) { o.CropNPointsDownscaleFactor = 100000 }, false},
+		{"min area 2^40", func(o *Options) { o.MinMaskRegionArea = 1 << 40 }, false},
+		{"max memory -1", func(o *Options) { o.MaxMemory = -1 }, false},
+		{"huge explicit grid", func(o *Options) { o.PointsPerSide, o.PointGrids = 0, [][][2]float64{make([][2]float64, 1<<21)} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			tc.edit(&o)
+			err := o.Validate()
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrOptions)
+			require.Contains(t, err.Error(), "outside")
+		})
+	}
+}
+
+// Plan counts crops, points and batches as Generate does, and a budget
+// below its estimate refuses the image before any work.
+func TestPlanAndMemoryBudget(t *testing.T) {
+	m, img := loadTiny(t)
+	o := tinyOptions() // 8 points per side, 1 crop layer, downscale 2
+	g, err := New(m, o)
+	require.NoError(t, err)
+	p, err := g.Plan(img.W, img.H)
+	require.NoError(t, err)
+	require.Equal(t, 5, p.Crops)
+	require.Equal(t, 64+4*16, p.Points)
+	require.Equal(t, 4+4, p.Batches)
+	require.Positive(t, p.PeakBytes)
+	_, err = g.Generate(context.Background(), img)
+	require.NoError(t, err)
+	require.Equal(t, p.Crops, g.Stats().Crops)
+	require.Equal(t, p.Points, g.Stats().Points)
+
+	// Larger images and more points cost more.
+	big, err := g.Plan(4000, 3000)
+	require.NoError(t, err)
+	require.Greater(t, big.PeakBytes, p.PeakBytes)
+
+	o.MaxMemory = p.PeakBytes - 1
+	g, err = New(m, o)
+	require.NoError(t, err)
+	calls := 0
+	g.opts.Progress = func(Progress) { calls++ }
+	_, err = g.Generate(context.Background(), img)
+	require.ErrorIs(t, err, ErrTooLarge)
+	require.Contains(t, err.Error(), "budget")
+	require.Zero(t, calls, "refused before the first batch")
+
+	// Crops that do not fit the image are an error, not a panic.
+	_, err = cropRGB(img, [4]int{-5, 0, 10, 10})
+	require.ErrorIs(t, err, ErrOptions)
+	_, err = cropRGB(img, [4]int{0, 0, img.W + 1, 10})
+	require.ErrorIs(t, err, ErrOptions)
+}
+
+// pyRepr is Python's repr of a float.
+func TestPyRepr(t *testing.T) {
+	for v, want := range map[float64]string{
+		580: "580.0", 0: "0.0", 0.5: "0.5", 1234567.5: "1234567.5", 1e16: "1e+16", 1.5e-5: "1.5e-05",
+		0.0001: "0.0001", 123456789012345.6: "123456789012345.6", -2: "-2.0",
+		float64(float32(0.9123)): "0.9122999906539917",
+	} {
+		require.Equal(t, want, pyRepr(v), "%v", v)
+	}
+}
+
+// metadata.csv as scripts/amg.py writes it: the official header, Python's
+// str() of each value, "\n".join without a final newline.
+func TestWriteMetadataCSV(t *testing.T) {
+	recs := []Record{
+		{Area: 12, BBox: [4]int{1, 2, 3, 4}, PointCoords: [][2]float64{{580, 20.5}}, PredictedIoU: 0.9123, StabilityScore: 1, CropBox: [4]int{0, 0, 640, 480}},
+		{Area: 1, PointCoords: [][2]float64{{0, 0}}, PredictedIoU: 0.5, StabilityScore: 0.96875, CropBox: [4]int{0, 0, 320, 240}},
+	}
+	var b strings.Builder
+	require.NoError(t, WriteMetadataCSV(&b, recs))
+	want := "id,area,bbox_x0,bbox_y0,bbox_w,bbox_h,point_input_x,point_input_y,predicted_iou,stability_score,crop_box_x0,crop_box_y0,crop_box_w,crop_box_h\n" +
+		"0,12,1,2,3,4,580.0,20.5,0.9122999906539917,1.0,0,0,640,480\n" +
+		"1,1,0,0,0,0,0.0,0.0,0.5,0.96875,0,0,320,240"
+	require.Equal(t, want, b.String())
 }

@@ -48,6 +48,23 @@ func NewRGB(w, h int) *RGB {
 	return &RGB{W: w, H: h, Pix: make([]uint8, w*h*3)}
 }
 
+// Validate reports an image that the pipeline cannot take: nil, no pixels
+// or a Pix of the wrong length (ErrEmpty), or more than DefaultMaxPixels
+// pixels (ErrTooLarge), the bound decoded images get.
+func (m *RGB) Validate() error {
+	switch {
+	case m == nil:
+		return fmt.Errorf("%w: nil image", ErrEmpty)
+	case m.W <= 0 || m.H <= 0:
+		return fmt.Errorf("%w: %dx%d", ErrEmpty, m.W, m.H)
+	case m.H > DefaultMaxPixels/m.W:
+		return fmt.Errorf("%w: %dx%d is over the limit of %d pixels", ErrTooLarge, m.W, m.H, DefaultMaxPixels)
+	case len(m.Pix) != 3*m.W*m.H:
+		return fmt.Errorf("%w: %dx%d image holds %d bytes, want %d", ErrEmpty, m.W, m.H, len(m.Pix), 3*m.W*m.H)
+	}
+	return nil
+}
+
 // At returns the pixel at (x, y), which must lie inside the image.
 func (m *RGB) At(x, y int) (r, g, b uint8) {
 	i := (y*m.W + x) * 3

@@ -172,6 +172,40 @@ type Backend interface {
 	UpscaleMasks(logits Tensor, p MaskUpscale) Tensor
 }
 
+// IntoDownloader is implemented by backends that can copy a tensor into
+// host memory the caller owns, saving the allocation Download makes: the
+// predictor brings full-size mask planes home one at a time into one
+// buffer. DownloadInto(dst, t) equals copy(dst, Download(t)), with
+// len(dst) == Numel(t.Shape()).
+type IntoDownloader interface {
+	DownloadInto(dst []float32, t Tensor)
+}
+
+// DownloadInto copies t into dst, with b's DownloadInto when it has one.
+// dst must hold exactly t's elements.
+func DownloadInto(b Backend, dst []float32, t Tensor) {
+	if len(dst) != Numel(t.Shape()) {
+		Fail("DownloadInto", ErrShape, "%d values for %s", len(dst), ShapeString(t.Shape()))
+	}
+	if d, ok := b.(IntoDownloader); ok {
+		d.DownloadInto(dst, t)
+		return
+	}
+	copy(dst, b.Download(t))
+}
+
+// MaskThresholder is implemented by backends that can upscale mask logits
+// and threshold them in one pass into host memory, never holding the
+// full-size float32 planes (4 bytes a pixel where the mask needs 1):
+//
+//	UpscaleMasksThreshold(logits, p, threshold, dst)
+//	  ≡ for i, v := range Download(UpscaleMasks(logits, p)) { dst[i] = v > threshold }
+//
+// bit for bit, with len(dst) == B·M·OutH·OutW.
+type MaskThresholder interface {
+	UpscaleMasksThreshold(logits Tensor, p MaskUpscale, threshold float32, dst []bool)
+}
+
 // Error is what ops panic with.
 type Error struct {
 	Op  string

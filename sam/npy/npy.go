@@ -1,4 +1,5 @@
-// Package npy reads and writes NumPy .npy arrays of float32.
+// Package npy reads and writes NumPy .npy arrays of float32 (Read refuses
+// other dtypes; ReadConvert converts them).
 //
 // Reading goes through codeberg.org/sbinet/npyio, which understands every
 // header version, dtype spelling and Fortran order. Writing is done here:
@@ -13,10 +14,13 @@ package npy
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,12 +29,36 @@ import (
 
 // Write writes data with the given shape as a little-endian float32 array.
 func Write(w io.Writer, data []float32, shape ...int) error {
+	sw, err := NewWriter(w, shape...)
+	if err != nil {
+		return err
+	}
+	if err := sw.Write(data); err != nil {
+		return err
+	}
+	return sw.Close()
+}
+
+// Writer writes one float32 array in pieces, so that an array larger than
+// what a program wants to hold can be streamed to a file: NewWriter writes
+// the header, Write appends values in C order, Close checks that the shape
+// is full and flushes.
+type Writer struct {
+	bw          *bufio.Writer
+	want, wrote int
+	shape       []int
+	err         error
+}
+
+// NewWriter writes the header of a little-endian float32 array of the
+// given shape to w.
+func NewWriter(w io.Writer, shape ...int) (*Writer, error) {
 	n := 1
 	for _, d := range shape {
+		if d < 0 {
+			return nil, fmt.Errorf("npy: negative dimension in shape %v", shape)
+		}
 		n *= d
-	}
-	if n != len(data) {
-		return fmt.Errorf("npy: %d values for shape %v", len(data), shape)
 	}
 	dims := make([]string, len(shape))
 	for i, d := range shape {
@@ -49,44 +77,92 @@ func Write(w io.Writer, data []float32, shape ...int) error {
 	}
 	hdr += strings.Repeat(" ", pad) + "\n"
 	if len(hdr) > math.MaxUint16 {
-		return fmt.Errorf("npy: header too long for shape %v", shape)
+		return nil, fmt.Errorf("npy: header too long for shape %v", shape)
 	}
-	bw := bufio.NewWriterSize(w, 1<<16)
-	bw.WriteString("\x93NUMPY\x01\x00")
-	binary.Write(bw, binary.LittleEndian, uint16(len(hdr)))
-	bw.WriteString(hdr)
+	sw := &Writer{bw: bufio.NewWriterSize(w, 1<<16), want: n, shape: slices.Clone(shape)}
+	sw.bw.WriteString("\x93NUMPY\x01\x00")
+	binary.Write(sw.bw, binary.LittleEndian, uint16(len(hdr)))
+	sw.bw.WriteString(hdr)
+	return sw, nil
+}
+
+// Write appends values; more than the shape holds is an error.
+func (sw *Writer) Write(data []float32) error {
+	if sw.err != nil {
+		return sw.err
+	}
+	if sw.wrote+len(data) > sw.want {
+		sw.err = fmt.Errorf("npy: %d values for shape %v", sw.wrote+len(data), sw.shape)
+		return sw.err
+	}
 	var buf [4]byte
 	for _, v := range data {
 		binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
-		bw.Write(buf[:])
+		sw.bw.Write(buf[:])
 	}
-	return bw.Flush()
+	sw.wrote += len(data)
+	return nil
 }
 
-// WriteFile is Write to a new file at path.
+// Close flushes; fewer values than the shape holds is an error.
+func (sw *Writer) Close() error {
+	if sw.err != nil {
+		return sw.err
+	}
+	if sw.wrote != sw.want {
+		return fmt.Errorf("npy: %d values for shape %v", sw.wrote, sw.shape)
+	}
+	return sw.bw.Flush()
+}
+
+// WriteFile is Write to a file at path. It writes a temporary file beside
+// path and renames it, so that path never holds a partial array (a full
+// disk leaves the old file, or none).
 func WriteFile(path string, data []float32, shape ...int) error {
-	f, err := os.Create(path)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
-	if err := Write(f, data, shape...); err != nil {
-		f.Close()
+	err = Write(f, data, shape...)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return f.Close()
+	return nil
 }
 
-// Read reads an array of any real dtype, converted to float32, in C order,
-// with its shape.
-func Read(r io.Reader) ([]float32, []int, error) {
+// ErrDType marks an array that is not float32 where float32 is required.
+var ErrDType = errors.New("not a float32 array")
+
+// Read reads a float32 array (either byte order, C or Fortran order) in C
+// order, with its shape. Any other dtype is refused with ErrDType rather
+// than converted: a uint8 or bool mask where float32 logits are expected
+// reads as plausible numbers and gives a silently wrong answer. ReadConvert
+// converts instead.
+func Read(r io.Reader) ([]float32, []int, error) { return read(r, false) }
+
+// ReadConvert reads an array of any real dtype (float32/64, int8/32/64,
+// uint8, bool), converted to float32, in C order, with its shape.
+func ReadConvert(r io.Reader) ([]float32, []int, error) { return read(r, true) }
+
+func read(r io.Reader, convert bool) ([]float32, []int, error) {
 	rd, err := npy.NewReader(r)
 	if err != nil {
-		return nil, nil, fmt.Errorf("npy: %w", err)
+		return nil, nil, prefixed(err)
 	}
 	shape := append([]int(nil), rd.Header.Descr.Shape...)
+	if typ := strings.Trim(rd.Header.Descr.Type, "'\""); !convert && strings.TrimLeft(typ, "<>|=") != "f4" {
+		return nil, nil, fmt.Errorf("npy: %w: dtype %s (save it with arr.astype(numpy.float32))", ErrDType, typ)
+	}
 	data, err := readAs32(rd)
 	if err != nil {
-		return nil, nil, fmt.Errorf("npy: %w", err)
+		return nil, nil, prefixed(err)
 	}
 	if rd.Header.Descr.Fortran && len(shape) > 1 {
 		data = fortranToC(data, shape)
@@ -101,14 +177,28 @@ func Read(r io.Reader) ([]float32, []int, error) {
 	return data, shape, nil
 }
 
+// prefixed returns err with a single "npy: " prefix (npyio's errors carry
+// one already).
+func prefixed(err error) error {
+	if strings.HasPrefix(err.Error(), "npy: ") {
+		return err
+	}
+	return fmt.Errorf("npy: %w", err)
+}
+
 // ReadFile is Read from a file.
-func ReadFile(path string) ([]float32, []int, error) {
+func ReadFile(path string) ([]float32, []int, error) { return readFile(path, Read) }
+
+// ReadFileConvert is ReadConvert from a file.
+func ReadFileConvert(path string) ([]float32, []int, error) { return readFile(path, ReadConvert) }
+
+func readFile(path string, read func(io.Reader) ([]float32, []int, error)) ([]float32, []int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	d, s, err := Read(bufio.NewReader(f))
+	d, s, err := read(bufio.NewReader(f))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}

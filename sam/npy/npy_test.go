@@ -2,6 +2,9 @@ package npy
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"codeberg.org/sbinet/npyio/npy"
@@ -45,7 +48,7 @@ func TestReadFortranAndFloat64(t *testing.T) {
 	// A (2,3) float64 array written by npyio: values v[i][j] = 10i + j.
 	var buf bytes.Buffer
 	require.NoError(t, npy.Write(&buf, [][]float64{{0, 1, 2}, {10, 11, 12}}))
-	got, shape, err := Read(bytes.NewReader(buf.Bytes()))
+	got, shape, err := ReadConvert(bytes.NewReader(buf.Bytes()))
 	require.NoError(t, err)
 	require.Equal(t, []int{2, 3}, shape)
 	require.Equal(t, []float32{0, 1, 2, 10, 11, 12}, got)
@@ -58,4 +61,74 @@ func TestReadFortranAndFloat64(t *testing.T) {
 func TestReadGarbage(t *testing.T) {
 	_, _, err := Read(bytes.NewReader([]byte("not a numpy file")))
 	require.Error(t, err)
+}
+
+// Read takes float32 only: a uint8, bool or float64 array where logits are
+// expected is refused, not converted.
+func TestReadRefusesOtherDTypes(t *testing.T) {
+	for _, v := range []any{
+		[]uint8{0, 255, 1},
+		[]bool{true, false},
+		[]float64{0.5, -1},
+		[]int64{3},
+	} {
+		var buf bytes.Buffer
+		require.NoError(t, npy.Write(&buf, v))
+		_, _, err := Read(bytes.NewReader(buf.Bytes()))
+		require.ErrorIs(t, err, ErrDType, "%T", v)
+		require.Contains(t, err.Error(), "astype")
+		_, _, err = ReadConvert(bytes.NewReader(buf.Bytes()))
+		require.NoError(t, err, "%T", v)
+	}
+	var buf bytes.Buffer
+	require.NoError(t, npy.Write(&buf, []float32{1, 2}))
+	got, _, err := Read(bytes.NewReader(buf.Bytes()))
+	require.NoError(t, err)
+	require.Equal(t, []float32{1, 2}, got)
+}
+
+// Errors carry one "npy: " prefix, not two.
+func TestReadErrorPrefix(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "garbage") // (a name ending in .npy would read "g.npy: npy:")
+	require.NoError(t, os.WriteFile(p, []byte("garbage"), 0o644))
+	_, _, err := ReadFile(p)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "npy: npy:")
+	require.Equal(t, 1, strings.Count(err.Error(), "npy: "), err.Error())
+}
+
+// The streaming writer writes what Write writes, and checks the count.
+func TestStreamWriter(t *testing.T) {
+	data := []float32{1, 2, 3, 4, 5, 6}
+	var a, b bytes.Buffer
+	require.NoError(t, Write(&a, data, 2, 3))
+	w, err := NewWriter(&b, 2, 3)
+	require.NoError(t, err)
+	require.NoError(t, w.Write(data[:2]))
+	require.NoError(t, w.Write(data[2:]))
+	require.NoError(t, w.Close())
+	require.Equal(t, a.Bytes(), b.Bytes())
+
+	w, err = NewWriter(&b, 2, 3)
+	require.NoError(t, err)
+	require.NoError(t, w.Write(data[:2]))
+	require.Error(t, w.Close(), "short")
+	w, err = NewWriter(&b, 2)
+	require.NoError(t, err)
+	require.Error(t, w.Write(data[:3]), "long")
+}
+
+// WriteFile leaves no partial file behind: on an error the old file stays.
+func TestWriteFileKeepsOldOnError(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.npy")
+	require.NoError(t, WriteFile(p, []float32{1}, 1))
+	require.Error(t, WriteFile(p, []float32{1, 2}, 3))
+	got, _, err := ReadFile(p)
+	require.NoError(t, err)
+	require.Equal(t, []float32{1}, got)
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, ents, 1, "no temporary file left")
 }

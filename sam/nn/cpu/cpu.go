@@ -62,7 +62,11 @@ func (m *memStats) alloc(n int64) {
 	}
 }
 
-var _ nn.Backend = (*Backend)(nil)
+var (
+	_ nn.Backend         = (*Backend)(nil)
+	_ nn.IntoDownloader  = (*Backend)(nil)
+	_ nn.MaskThresholder = (*Backend)(nil)
+)
 
 // Option configures New.
 type Option func(*Backend)
@@ -224,6 +228,15 @@ func (b *Backend) Download(t nn.Tensor) []float32 {
 	out := make([]float32, len(x.data))
 	b.parallelFor(len(out), copyGrain, func(_, lo, hi int) { copy(out[lo:hi], x.data[lo:hi]) })
 	return out
+}
+
+// DownloadInto copies a tensor into dst (nn.IntoDownloader).
+func (b *Backend) DownloadInto(dst []float32, t nn.Tensor) {
+	x := tensor("DownloadInto", "t", t)
+	if len(dst) != len(x.data) {
+		nn.Fail("DownloadInto", nn.ErrShape, "%d values for %s", len(dst), nn.ShapeString(x.shape))
+	}
+	b.parallelFor(len(dst), copyGrain, func(_, lo, hi int) { copy(dst[lo:hi], x.data[lo:hi]) })
 }
 
 // Reshape returns a view of t with a new shape and the same element count;

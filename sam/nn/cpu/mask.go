@@ -49,11 +49,41 @@ func (b *Backend) UpscaleMasks(logits nn.Tensor, p nn.MaskUpscale) nn.Tensor {
 	shape := nn.UpscaleMasksShape(x.shape, p)
 	B, M, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
 	planes := B * M
-	mid := make([]float32, planes*p.InH*p.InW) // (B·M, InH, InW)
-	b.resize(x.data, planes, h, w, mid, p.InH, p.InW, linearTable(h, p.Pad), linearTable(w, p.Pad))
+	mid := b.newTensor(planes, p.InH, p.InW) // (B·M, InH, InW)
+	b.resize(x.data, planes, h, w, mid.data, p.InH, p.InW, linearTable(h, p.Pad), linearTable(w, p.Pad))
 	out := b.newTensor(shape...) // (B, M, OutH, OutW)
-	b.resize(mid, planes, p.InH, p.InW, out.data, p.OutH, p.OutW, linearTable(p.InH, p.OutH), linearTable(p.InW, p.OutW))
+	b.resize(mid.data, planes, p.InH, p.InW, out.data, p.OutH, p.OutW, linearTable(p.InH, p.OutH), linearTable(p.InW, p.OutW))
+	b.Release(mid)
 	return out
+}
+
+// UpscaleMasksThreshold is UpscaleMasks followed by out > threshold into
+// dst (nn.MaskThresholder): the second resize is evaluated a row at a time
+// and thresholded there, so no full-size float32 plane exists.
+func (b *Backend) UpscaleMasksThreshold(logits nn.Tensor, p nn.MaskUpscale, threshold float32, dst []bool) {
+	const op = "UpscaleMasksThreshold"
+	x := tensor(op, "logits", logits)
+	shape := nn.UpscaleMasksShape(x.shape, p)
+	if len(dst) != nn.Numel(shape) {
+		nn.Fail(op, nn.ErrShape, "%d mask values for %s", len(dst), nn.ShapeString(shape))
+	}
+	B, M, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	planes := B * M
+	mid := b.newTensor(planes, p.InH, p.InW) // (B·M, InH, InW)
+	b.resize(x.data, planes, h, w, mid.data, p.InH, p.InW, linearTable(h, p.Pad), linearTable(w, p.Pad))
+	rows, cols := linearTable(p.InH, p.OutH), linearTable(p.InW, p.OutW)
+	b.parallelFor(planes*p.OutH, grain(8*p.OutW), func(_, lo, hi int) {
+		row := make([]float32, p.OutW)
+		for r := lo; r < hi; r++ {
+			pl, y := r/p.OutH, r%p.OutH
+			resizeRow(mid.data[pl*p.InH*p.InW:], p.InW, rows[y], cols, row)
+			d := dst[r*p.OutW : (r+1)*p.OutW]
+			for i, v := range row {
+				d[i] = v > threshold
+			}
+		}
+	})
+	b.Release(mid)
 }
 
 // linearTap is one output index of a linear resize: out = l0·in[i0] + l1·in[i1].
@@ -97,15 +127,19 @@ func (b *Backend) resize(src []float32, planes, inH, inW int, dst []float32, out
 	b.parallelFor(planes*outH, grain(8*outW), func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			pl, y := r/outH, r%outH
-			ty := rows[y]
-			s0 := src[(pl*inH+ty.i0)*inW:][:inW]
-			s1 := src[(pl*inH+ty.i1)*inW:][:inW]
-			d := dst[r*outW : (r+1)*outW]
-			for x, tx := range cols {
-				top := tx.l0*s0[tx.i0] + tx.l1*s0[tx.i1]
-				bot := tx.l0*s1[tx.i0] + tx.l1*s1[tx.i1]
-				d[x] = ty.l0*top + ty.l1*bot
-			}
+			resizeRow(src[pl*inH*inW:], inW, rows[y], cols, dst[r*outW:(r+1)*outW])
 		}
 	})
+}
+
+// resizeRow computes one output row d (len(cols) values) of a bilinear
+// resize of the plane src (rows of inW values) at vertical tap ty.
+func resizeRow(src []float32, inW int, ty linearTap, cols []linearTap, d []float32) {
+	s0 := src[ty.i0*inW:][:inW]
+	s1 := src[ty.i1*inW:][:inW]
+	for x, tx := range cols {
+		top := tx.l0*s0[tx.i0] + tx.l1*s0[tx.i1]
+		bot := tx.l0*s1[tx.i0] + tx.l1*s1[tx.i1]
+		d[x] = ty.l0*top + ty.l1*bot
+	}
 }

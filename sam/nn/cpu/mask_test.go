@@ -195,3 +195,41 @@ func TestMaskDownsampleValidate(t *testing.T) {
 	q.LN2W = nil
 	nntest.RequireFails(t, ErrTensor, func() { b.MaskDownsample(m, &q) }, "nil weight")
 }
+
+// TestUpscaleMasksThreshold: the fused op is UpscaleMasks then > threshold,
+// bit for bit, on odd shapes and several planes; DownloadInto is Download.
+func TestUpscaleMasksThreshold(t *testing.T) {
+	forBackends(t, func(t *testing.T, b *Backend) {
+		for _, tc := range []struct {
+			B, M, h, w int
+			p          nn.MaskUpscale
+			thr        float32
+		}{
+			{1, 1, 8, 8, nn.MaskUpscale{Pad: 32, InH: 32, InW: 24, OutH: 97, OutW: 130}, 0},
+			{2, 3, 16, 16, nn.MaskUpscale{Pad: 64, InH: 41, InW: 64, OutH: 59, OutW: 93}, 0.25},
+			{1, 2, 5, 7, nn.MaskUpscale{Pad: 20, InH: 20, InW: 11, OutH: 3, OutW: 2}, -0.5},
+		} {
+			t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {
+				x := b.Upload(randData(newRNG(40), tc.B*tc.M*tc.h*tc.w), tc.B, tc.M, tc.h, tc.w)
+				u := b.UpscaleMasks(x, tc.p)
+				ref := b.Download(u)
+				into := make([]float32, len(ref))
+				b.DownloadInto(into, u)
+				require.Equal(t, ref, into)
+				want := make([]bool, len(ref))
+				for i, v := range ref {
+					want[i] = v > tc.thr
+				}
+				got := make([]bool, len(ref))
+				b.UpscaleMasksThreshold(x, tc.p, tc.thr, got)
+				require.Equal(t, want, got)
+			})
+		}
+	})
+	b := New()
+	x := b.Upload(make([]float32, 16), 1, 1, 4, 4)
+	p := nn.MaskUpscale{Pad: 8, InH: 8, InW: 8, OutH: 5, OutW: 5}
+	nntest.RequireFails(t, nn.ErrShape, func() { b.UpscaleMasksThreshold(x, p, 0, make([]bool, 24)) })
+	nntest.RequireFails(t, nn.ErrShape, func() { b.DownloadInto(make([]float32, 15), x) })
+	nntest.RequireFails(t, ErrTensor, func() { b.UpscaleMasksThreshold(nil, p, 0, nil) })
+}
