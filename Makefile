@@ -38,21 +38,25 @@ bench: build
 demo: build
 	@mkdir -p $(OUT)/demo
 	$(BIN) predict -checkpoint $(DEMO)/model.safetensors -config $(DEMO)/config.json \
-		-image $(DEMO)/scene_0.png -out $(OUT)/demo/scene_0 \
+		-image $(DEMO)/scene_0.png -out $(OUT)/demo/scene_0 -multimask=false \
 		-box 303,379,448,479 -box 446,0,563,93 -box 0,340,27,412 -box 0,171,99,338 -box 456,307,513,373 -box 402,270,441,309 >/dev/null
 	$(BIN) predict -checkpoint $(DEMO)/model.safetensors -config $(DEMO)/config.json \
-		-image $(DEMO)/scene_1.png -out $(OUT)/demo/scene_1 \
+		-image $(DEMO)/scene_1.png -out $(OUT)/demo/scene_1 -multimask=false \
 		-box 156,171,273,288 -box 236,114,299,194 -box 100,0,165,61 -box 0,58,72,205 -box 112,267,229,419 >/dev/null
 	$(BIN) predict -checkpoint $(DEMO)/model.safetensors -config $(DEMO)/config.json \
-		-image $(DEMO)/scene_2.png -out $(OUT)/demo/scene_2 -multimask -point 178,204 >/dev/null
+		-image $(DEMO)/scene_2.png -out $(OUT)/demo/scene_2 -logits -point 178,204 >/dev/null
 	$(BIN) auto -checkpoint $(DEMO)/model.safetensors -config $(DEMO)/config.json \
 		-image $(DEMO)/scene_0.png -out $(OUT)/demo/auto_scene_0 \
 		-points-per-side 16 -pred-iou-thresh 0.5 -stability-score-thresh 0.7 >/dev/null
 	@echo "demo: masks, overlays and result.json under $(OUT)/demo/scene_{0,1,2}/; segment-everything masks.json + overlay.png under $(OUT)/demo/auto_scene_0/"
 
+# The loaders and the public API's entry points (prompts, mask inputs,
+# embedding files), 30 s each.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./sam/checkpoint/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./sam/imgproc/
+	$(GO) test -run '^$$' -fuzz '^FuzzPredict$$' -fuzztime 30s ./sam/
+	$(GO) test -run '^$$' -fuzz '^FuzzEmbeddingFile$$' -fuzztime 30s ./sam/
 
 # ------------------------------------------------------------------ CUDA
 #
@@ -136,12 +140,13 @@ else
 endif
 
 # The GPU simulator: built once into GPGPUSIM_PREFIX (a folder per set of
-# patches: ../shared/gpusim's and ours in tests/gpusim/), kernels as
+# patches: ../shared/gpusim's and ours in tests/gpusim/; GPGPUSIM_SRC
+# overrides where its source is), kernels as
 # compute_75 PTX without -lineinfo (its PTX parser has no bf16 type and
 # trips over debug sections), CUDA-tagged tests with SAMGO_GEMM=reference
 # (cuBLASLt cannot run there) and their simulation sizes. SIM_RUN selects
 # tests (a go test -run pattern), SIM_PKGS the packages.
-GPGPUSIM_SRC    ?= ../shared/gpusim
+GPGPUSIM_SRC    ?=
 GPGPUSIM_PREFIX ?= /var/cache/gpgpu-sim
 SIM_PKGS ?= ./cuda ./bindings ./sam/nn/gpu ./tests
 SIM_RUN  ?=

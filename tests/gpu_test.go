@@ -95,23 +95,30 @@ func withBackend(nb func(testing.TB) nn.Backend, f func()) {
 }
 
 // simScope narrows the parity tests to what the GPU simulator runs in
-// minutes (parityScope) until the test ends.
-func simScope(t *testing.T) {
+// minutes (parityScope) until the test ends: the tiny set, the given
+// images, and the predict cases end to end only (on our embedding, which
+// the encoder cases check), not again from the stored embedding.
+func simScope(t *testing.T, images ...int) {
 	if !cudatest.Simulated() {
 		return
 	}
 	saved := parity
-	parity = parityScope{sets: []string{"tiny"}}
+	parity = parityScope{sets: []string{"tiny"}, images: images}
 	t.Cleanup(func() { parity = saved })
-	t.Log("GPU simulator: tiny fixture set, a small AMG run against the CPU's, no vitb_decoder and no demo model")
+	t.Logf("GPU simulator: tiny fixture set, images %v, predict cases end to end, a small AMG run against the CPU's, no vitb_decoder, no demo model", images)
 }
 
 func TestGPUParityFP32(t *testing.T) {
 	skipWithoutGPU(t)
-	simScope(t)
+	simScope(t, 0, 1)
 	withBackend(gpuBackend(testDevice(), "fp32"), func() {
 		t.Run("Encoder", TestEncoderParity)
-		t.Run("Predict", TestPredictParity)
+		t.Run("Predict", func(t *testing.T) {
+			if !parity.stored {
+				t.Skip("GPU simulator: the predict cases run end to end")
+			}
+			TestPredictParity(t)
+		})
 		t.Run("EndToEnd", TestEndToEnd)
 		t.Run("AMG", func(t *testing.T) {
 			if cudatest.Simulated() {
@@ -138,12 +145,12 @@ const (
 
 func TestGPUParityBF16(t *testing.T) {
 	skipWithoutGPU(t)
-	simScope(t)
+	simScope(t, 0) // bf16 runs 2.5 times slower than fp32 there (integer conversions)
 	gpu := gpuBackend(testDevice(), "bf16")
 	t.Run("Encoder", func(t *testing.T) {
 		for _, set := range parity.sets {
 			m := loadModelOn(t, gpu(t), set)
-			for k := range 2 {
+			for _, k := range parity.images {
 				t.Run(fmt.Sprintf("%s/image_%d", set, k), func(t *testing.T) {
 					ref := openTensors(t, fixturePath(set, fmt.Sprintf("image_%d.encoder.safetensors", k)))
 					img, err := imgproc.Load(fixturePath(set, fmt.Sprintf("image_%d.png", k)))
@@ -159,6 +166,9 @@ func TestGPUParityBF16(t *testing.T) {
 		}
 	})
 	t.Run("Predict", func(t *testing.T) {
+		if !parity.stored {
+			t.Skip("GPU simulator: the predict cases run end to end")
+		}
 		for _, fx := range predictFixtures() {
 			t.Run(fx.set+"/"+fx.json, func(t *testing.T) {
 				var pf predictFile
@@ -183,7 +193,7 @@ func TestGPUParityBF16(t *testing.T) {
 	t.Run("EndToEnd", func(t *testing.T) {
 		for _, set := range parity.sets {
 			gm, cm := loadModelOn(t, gpu(t), set), loadModelOn(t, cpu.New(), set)
-			for k := range 2 {
+			for _, k := range parity.images {
 				t.Run(fmt.Sprintf("%s/image_%d", set, k), func(t *testing.T) {
 					var pf predictFile
 					readJSON(t, fixturePath(set, fmt.Sprintf("image_%d.predict.json", k)), &pf)
@@ -214,7 +224,7 @@ type predictFixture struct{ set, json, tensors, embedding string }
 func predictFixtures() []predictFixture {
 	var fs []predictFixture
 	for _, set := range parity.sets {
-		for k := range 2 {
+		for _, k := range parity.images {
 			fs = append(fs, predictFixture{set, fmt.Sprintf("image_%d.predict.json", k),
 				fmt.Sprintf("image_%d.predict.safetensors", k), fmt.Sprintf("image_%d.encoder.safetensors", k)})
 		}
@@ -340,7 +350,7 @@ func checkDemoBF16(t *testing.T, b nn.Backend) {
 }
 
 // checkAMGAgainstCPU runs the automatic mask generator on the tiny
-// fixture's image_0 with a 4×4 grid, no crops and no score filter, on b and
+// fixture's image_0 with a 2×2 grid, no crops and no score filter, on b and
 // on the CPU backend (whose records TestAMGParity holds to the official
 // generator's), and requires the same records: count, order, points and
 // crop boxes exactly; boxes within a pixel, areas within 0.5%, masks with
@@ -350,7 +360,7 @@ func checkAMGAgainstCPU(t *testing.T, b nn.Backend) {
 	img, err := imgproc.Load(fixturePath("tiny", "image_0.png"))
 	require.NoError(t, err)
 	opts := amg.DefaultOptions()
-	opts.PointsPerSide, opts.PointsPerBatch = 4, 16
+	opts.PointsPerSide, opts.PointsPerBatch = 2, 4
 	opts.PredIoUThresh, opts.StabilityScoreThresh = 0, 0
 	opts.OutputMode = amg.OutputMode("uncompressed_rle")
 	run := func(b nn.Backend) []amg.Record {
@@ -361,7 +371,7 @@ func checkAMGAgainstCPU(t *testing.T, b nn.Backend) {
 		return recs
 	}
 	want, got := run(cpu.New()), run(b)
-	t.Logf("AMG, 4×4 points, no crops: %d records on the CPU, %d on %s", len(want), len(got), b.Name())
+	t.Logf("AMG, 2×2 points, no crops: %d records on the CPU, %d on %s", len(want), len(got), b.Name())
 	require.NotEmpty(t, want)
 	require.Len(t, got, len(want))
 	for i := range want {
@@ -378,6 +388,8 @@ func checkAMGAgainstCPU(t *testing.T, b nn.Backend) {
 		require.NoError(t, err)
 		gm, err := g.Mask()
 		require.NoError(t, err)
-		require.GreaterOrEqual(t, maskIoU(wm.Pix, gm.Pix), 0.995, "record %d mask IoU", i)
+		if w.Area > 0 {
+			require.GreaterOrEqual(t, maskIoU(wm.Pix, gm.Pix), 0.995, "record %d mask IoU", i)
+		}
 	}
 }

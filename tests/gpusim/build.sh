@@ -15,7 +15,15 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-src=${GPGPUSIM_SRC:-$root/../shared/gpusim}
+# The simulator's source: GPGPUSIM_SRC, else ../shared/gpusim beside the
+# checkout, else the workplace's /work/shared/gpusim (a clone elsewhere).
+src=${GPGPUSIM_SRC:-}
+if [ -z "$src" ]; then
+  for cand in "$root/../shared/gpusim" /work/shared/gpusim; do
+    if [ -f "$cand/build.sh" ]; then src=$cand; break; fi
+  done
+  src=${src:-$root/../shared/gpusim}
+fi
 case "$src" in /*) ;; *) src=$root/$src ;; esac
 if [ ! -f "$src/build.sh" ] || [ ! -f "$src/gpgpu-sim.patch" ]; then
   echo "gpusim: no simulator source at $src (want build.sh, gpgpu-sim.patch and the tarball of ../shared/gpusim); set GPGPUSIM_SRC" >&2

@@ -52,8 +52,10 @@ type Backend struct {
 }
 
 var (
-	_ nn.Backend = (*Backend)(nil)
-	_ nn.Marker  = (*Backend)(nil)
+	_ nn.Backend         = (*Backend)(nil)
+	_ nn.Marker          = (*Backend)(nil)
+	_ nn.IntoDownloader  = (*Backend)(nil)
+	_ nn.MaskThresholder = (*Backend)(nil)
 )
 
 func init() {

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"math"
 	"testing"
-	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/bindings"
-	"github.com/samgo/samgo/cuda"
 	"github.com/samgo/samgo/cuda/cudatest"
 	"github.com/samgo/samgo/sam/nn"
 	"github.com/samgo/samgo/sam/nn/cpu"
@@ -290,8 +288,9 @@ func TestLayerNormAliasing(t *testing.T) {
 	})
 }
 
-// TestUpscaleMasksThreshold: samk_upscale_masks' uint8 output (out_mode 1)
-// is exactly the float logits' (out_mode 0) comparison with the threshold.
+// TestUpscaleMasksThreshold: UpscaleMasksThreshold (samk_upscale_masks'
+// uint8 output, out_mode 1) is exactly the float logits' (out_mode 0)
+// comparison with the threshold, and DownloadInto equals Download.
 func TestUpscaleMasksThreshold(t *testing.T) {
 	forPrecisions(t, func(t *testing.T, g *Backend) {
 		rng := newRNG(22)
@@ -302,30 +301,21 @@ func TestUpscaleMasksThreshold(t *testing.T) {
 		logits := g.UpscaleMasks(x, p)
 		defer g.Release(logits)
 		want := g.Download(logits)
+		into := make([]float32, len(want))
+		g.DownloadInto(into, logits)
+		require.Equal(t, want, into, "DownloadInto")
 		for _, thr := range []float32{0, 1.5} {
 			t.Run(fmt.Sprint("threshold ", thr), func(t *testing.T) {
-				n := planes * p.OutH * p.OutW
-				got := make([]byte, n)
-				inCall(t, g, func(c *call) {
-					xt := x.(*Tensor)
-					kp := bindings.UpscaleParams{
-						DType: xt.dtype, In: xt.ptr(), Planes: planes, H: h, W: w,
-						Pad: p.Pad, InH: p.InH, InW: p.InW, OutH: p.OutH, OutW: p.OutW, OutMode: 1, Threshold: thr,
-					}
-					kp.Out = c.scratchBytes(int64(n))
-					wsBytes, err := bindings.UpscaleMasksWorkspaceBytes(&kp)
-					c.check(err)
-					c.check(bindings.UpscaleMasks(&kp, c.scratchBytes(wsBytes), wsBytes, c.s))
-					c.check(cuda.MemcpyAsync(unsafe.Pointer(unsafe.SliceData(got)), kp.Out, int64(n), cuda.DeviceToHost, g.stream))
-					c.check(g.stream.Synchronize())
-				})
+				got := make([]bool, len(want))
+				var err error
+				func() {
+					defer nn.Catch(&err)
+					g.UpscaleMasksThreshold(x, p, thr, got)
+				}()
+				require.NoError(t, err)
 				for i, v := range want {
-					var m byte
-					if v > thr {
-						m = 1
-					}
-					if got[i] != m {
-						t.Fatalf("pixel %d: mask %d, logit %g vs threshold %g", i, got[i], v, thr)
+					if got[i] != (v > thr) {
+						t.Fatalf("pixel %d: mask %v, logit %g vs threshold %g", i, got[i], v, thr)
 					}
 				}
 			})

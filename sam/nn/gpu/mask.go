@@ -3,6 +3,8 @@
 package gpu
 
 import (
+	"unsafe"
+
 	"github.com/samgo/samgo/bindings"
 	"github.com/samgo/samgo/sam/nn"
 )
@@ -82,18 +84,45 @@ func (b *Backend) UpscaleMasks(logits nn.Tensor, p nn.MaskUpscale) nn.Tensor {
 	defer c.end()
 	x := c.tensor("logits", logits) // the kernel reads either precision
 	out := c.newTensor(bindings.F32, nn.UpscaleMasksShape(x.shape, p)...)
-	B, M, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-	if B*M == 0 {
-		return out
+	if out.numel() > 0 {
+		c.upscale(x, p, out.ptr(), 0, 0)
 	}
+	return out
+}
+
+// UpscaleMasksThreshold is UpscaleMasks followed by logit > threshold,
+// straight into dst (nn.MaskThresholder): samk_upscale_masks' uint8
+// output, one byte a pixel on the device and over the bus instead of a
+// float32 plane, copied into dst's memory (the kernel writes 0 or 1, Go's
+// representation of false and true).
+func (b *Backend) UpscaleMasksThreshold(logits nn.Tensor, p nn.MaskUpscale, threshold float32, dst []bool) {
+	const op = "UpscaleMasksThreshold"
+	c := b.begin(op)
+	defer c.end()
+	x := c.tensor("logits", logits)
+	n := nn.Numel(nn.UpscaleMasksShape(x.shape, p))
+	if len(dst) != n {
+		nn.Fail(op, nn.ErrShape, "%d mask pixels for %d", len(dst), n)
+	}
+	if n == 0 {
+		return
+	}
+	out := c.scratchBytes(int64(n))
+	c.upscale(x, p, out, 1, threshold)
+	c.check(b.stage.download(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), n), out, b.stream))
+}
+
+// upscale runs samk_upscale_masks from x into out: float32 logits
+// (mode 0) or uint8 logit > threshold (mode 1).
+func (c *call) upscale(x *Tensor, p nn.MaskUpscale, out unsafe.Pointer, mode int, threshold float32) {
+	B, M, h, w := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
 	kp := bindings.UpscaleParams{
-		DType: x.dtype, In: x.ptr(), Out: out.ptr(),
+		DType: x.dtype, In: x.ptr(), Out: out,
 		Planes: B * M, H: h, W: w, Pad: p.Pad, InH: p.InH, InW: p.InW, OutH: p.OutH, OutW: p.OutW,
-		OutMode: 0,
+		OutMode: mode, Threshold: threshold,
 	}
 	wsBytes, err := bindings.UpscaleMasksWorkspaceBytes(&kp)
 	c.check(err)
 	ws := c.scratchBytes(wsBytes)
 	c.check(bindings.UpscaleMasks(&kp, ws, wsBytes, c.s))
-	return out
 }

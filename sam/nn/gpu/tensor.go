@@ -178,18 +178,36 @@ func (b *Backend) Download(t nn.Tensor) []float32 {
 	c := b.begin("Download")
 	defer c.end()
 	x := c.tensor("t", t)
+	out := make([]float32, x.numel())
+	c.download(out, x)
+	return out
+}
+
+// DownloadInto is Download into dst, which must hold t's elements
+// (nn.IntoDownloader).
+func (b *Backend) DownloadInto(dst []float32, t nn.Tensor) {
+	c := b.begin("DownloadInto")
+	defer c.end()
+	x := c.tensor("t", t)
+	if len(dst) != x.numel() {
+		nn.Fail(c.op, nn.ErrShape, "%d values for %s", len(dst), nn.ShapeString(x.shape))
+	}
+	c.download(dst, x)
+}
+
+// download copies x to dst as float32 (converted on the device from bf16)
+// and waits.
+func (c *call) download(dst []float32, x *Tensor) {
 	n := x.numel()
-	out := make([]float32, n)
 	if n == 0 {
-		return out
+		return
 	}
 	src := x.ptr()
 	if x.dtype != bindings.F32 {
 		src = c.scratchBytes(4 * int64(n))
 		c.check(bindings.Convert(x.ptr(), x.dtype, src, bindings.F32, int64(n), c.s))
 	}
-	c.check(b.stage.download(out, src, b.stream))
-	return out
+	c.check(c.b.stage.download(asBytes(dst), src, c.b.stream))
 }
 
 // Reshape returns a view of t with a new shape and the same element count,
@@ -303,9 +321,8 @@ func (s *staging) upload(dst unsafe.Pointer, src []float32, st *cuda.Stream) err
 	return nil
 }
 
-// download copies src (device memory, 4·len(dst) bytes) into dst and waits.
-func (s *staging) download(dst []float32, src unsafe.Pointer, st *cuda.Stream) error {
-	data := asBytes(dst)
+// download copies src (device memory, len(data) bytes) into data and waits.
+func (s *staging) download(data []byte, src unsafe.Pointer, st *cuda.Stream) error {
 	size := s.bufs[0].Len()
 	for off := int64(0); off < int64(len(data)); off += size {
 		n := min(size, int64(len(data))-off)
