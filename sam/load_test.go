@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -290,4 +291,16 @@ func TestNewRandomPresetsHaveOfficialShapes(t *testing.T) {
 			t.Errorf("%s: config inferred from StateDictShapes (-preset +inferred):\n%s", c.cfg.Name, diff)
 		}
 	}
+}
+
+// TestLoadErrorNamesFileOnce: a broken checkpoint's error names the file
+// once ("load: F: truncated file", not "load F: F: ...").
+func TestLoadErrorNamesFileOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trunc.safetensors")
+	data, err := os.ReadFile(fixture("tiny", "model.safetensors"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data[:100], 0o644))
+	_, err = Load(path, cpu.New(), LoadOptions{})
+	require.Error(t, err)
+	require.Equal(t, 1, strings.Count(err.Error(), path), err.Error())
 }

@@ -289,7 +289,7 @@ type openedCheckpoint struct {
 func openCheckpoint(path string, opts LoadOptions) (*openedCheckpoint, error) {
 	f, err := checkpoint.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
+		return nil, fmt.Errorf("load: %w", err) // checkpoint's errors name the file
 	}
 	fail := func(err error) (*openedCheckpoint, error) {
 		f.Close()
