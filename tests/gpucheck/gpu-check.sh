@@ -8,7 +8,8 @@
 #
 # Environment:
 #   GPU_CHECK_OUT       report folder (default $OUT when set, as on the device
-#                       machine, else build/gpu-check/<UTC time>)
+#                       machine, else out/gpu-check/<UTC time>; not under
+#                       build/, which a changed CUDA configuration wipes)
 #   GPU_CHECK_DEADLINE  seconds for the whole check (default 540); every step
 #                       gets what is left, and steps that no longer fit are
 #                       skipped and reported as such
@@ -25,7 +26,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 start=$(date +%s)
 deadline=$((start + ${GPU_CHECK_DEADLINE:-540}))
-out=${GPU_CHECK_OUT:-${OUT:-$root/build/gpu-check/$(date -u +%Y%m%dT%H%M%SZ)}}
+out=${GPU_CHECK_OUT:-${OUT:-$root/out/gpu-check/$(date -u +%Y%m%dT%H%M%SZ)}}
 mkdir -p "$out"
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
@@ -58,12 +59,16 @@ step() {
   echo "gpu-check: $name (${l} s left)"
   local t0 rc
   t0=$(date +%s)
-  timeout --kill-after=10 "$l" "$@" >"$logs/$name.log" 2>&1
+  # The step (a function of this script) in a child bash that timeout can
+  # stop; the functions and variables it uses are exported below.
+  timeout --kill-after=10 "$l" bash -c "$*" >"$logs/$name.log" 2>&1
   rc=$?
   local secs=$(($(date +%s) - t0)) st=pass
   if [ $rc = 124 ] || [ $rc = 137 ]; then st=TIMEOUT; elif [ $rc != 0 ]; then st=FAIL; fi
   local note
-  note=$(grep -h '^gpu-check-note: ' "$logs/$name.log" | sed 's/^gpu-check-note: //' | tr '\n' ' ')
+  note=$(grep -h '^gpu-check-\(note\|skip\): ' "$logs/$name.log" | sed 's/^gpu-check-[a-z]*: //' | tr '\n' ' ')
+  # A step that could not do its work here says so with gpu-check-skip.
+  if [ "$st" = pass ] && grep -q '^gpu-check-skip: ' "$logs/$name.log"; then st=skipped; fi
   results+=("$name|$st|$secs|$note")
   echo "gpu-check: $name $st in $secs s"
   tail -3 "$logs/$name.log" | sed 's/^/    /'
@@ -95,8 +100,14 @@ gotest() {
   fi
 }
 
-# Lines of the tests' logs that carry measured numbers.
-metrics() { grep -hE 'max/std|NMSE|max \|Δ\|/scale|agree with the CPU|fell back|mean IoU|peak [0-9.]+ [KMG]iB' "$@" 2>/dev/null; }
+# Lines of the tests' logs that carry measured numbers, each after the
+# name of the test it belongs to.
+metrics() {
+  local f files=()
+  for f in "$@"; do [ -f "$f" ] && files+=("$f"); done
+  [ ${#files[@]} -gt 0 ] || return 0
+  awk '/^=== RUN/ { t = $3 } /max\/std|NMSE|max \|Δ\|\/scale|agree with the CPU|fell back|mean IoU|peak [0-9.]+ [KMG]iB/ { sub(/^ +/, ""); sub(/^[a-z_]+_test\.go:[0-9]+: /, ""); print t ": " $0 }' "${files[@]}"
+}
 
 save() {
   {
@@ -111,7 +122,7 @@ save() {
     echo
     echo "## Measured"
     echo '```'
-    metrics "$logs"/tests.log "$logs"/gemm.log | sed 's/^ *//' | head -200
+    metrics "$logs"/tests.log "$logs"/gemm.log | head -300
     echo '```'
     if [ -f "$logs/bench.log" ]; then echo "## sam bench"; echo '```'; grep -v '^sam bench:' "$logs/bench.log" | head -60; echo '```'; fi
     echo
@@ -132,7 +143,7 @@ save() {
       [ $first = 1 ] || printf ', '
       first=0
       printf '"%s"' "$(echo "$line" | sed 's/^ *//; s/\\/\\\\/g; s/"/\\"/g')"
-    done < <(metrics "$logs"/tests.log "$logs"/gemm.log | head -200)
+    done < <(metrics "$logs"/tests.log "$logs"/gemm.log | head -300)
     printf ']}\n'
   } >"$out/report.json"
   tar -czf "$out/logs.tar.gz" -C "$logs" . 2>/dev/null
@@ -147,7 +158,9 @@ env_step() {
     nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader
     nvidia-smi | sed -n 3p
   fi
-  echo "nvcc: $(${CUDA_HOME:-/usr/local/cuda}/bin/nvcc --version 2>/dev/null | tail -2 | head -1 || nvcc --version | tail -2 | head -1)"
+  local nvcc=nvcc
+  [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] && nvcc=${CUDA_HOME:-/usr/local/cuda}/bin/nvcc
+  echo "nvcc: $($nvcc --version 2>&1 | grep -i release)"
   echo "go: $(go version)"
   command -v compute-sanitizer >/dev/null && echo "compute-sanitizer: $(compute-sanitizer --version | head -1)"
   command -v nsys >/dev/null && echo "nsys: $(nsys --version)"
@@ -181,7 +194,7 @@ blocking_step() {
 
 sanitizer_step() {
   if [ "$sim" = 1 ] || ! command -v compute-sanitizer >/dev/null; then
-    echo "gpu-check-note: compute-sanitizer needs a real GPU (and its tool): not run"
+    echo "gpu-check-skip: compute-sanitizer needs a real GPU (and its tool): not run"
     return 0
   fi
   make --no-print-directory kernels >/dev/null || return 1
@@ -202,7 +215,7 @@ gemm_step() {
 
 bench_step() {
   if [ "$sim" = 1 ]; then
-    echo "gpu-check-note: timings under the simulator mean nothing: sam bench runs on a real GPU only"
+    echo "gpu-check-skip: timings under the simulator mean nothing: sam bench runs on a real GPU only"
     return 0
   fi
   make --no-print-directory cuda >/dev/null || return 1
@@ -218,6 +231,9 @@ bench_step() {
   { echo '['; local first=1; for f in "${files[@]}"; do [ $first = 1 ] || echo ','; first=0; cat "$f"; done; echo ']'; } >"$out/bench.json"
   return $rc
 }
+
+export -f env_step build_step ctest_step tests_step blocking_step sanitizer_step gemm_step bench_step cudago gotest
+export sim logs out mode
 
 step env env_step
 step build build_step
