@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 
+	"github.com/samgo/samgo/sam/atomicfile"
 	"github.com/samgo/samgo/sam/checkpoint"
 	"github.com/samgo/samgo/sam/imgproc"
 	"github.com/samgo/samgo/sam/nn"
@@ -155,20 +154,8 @@ func (e *Embedding) WriteTo(w io.Writer) (int64, error) {
 // Save writes the embedding to path (see WriteTo). It writes a temporary
 // file beside path and renames it, so path never holds a partial file.
 func (e *Embedding) Save(path string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
+	if err := atomicfile.Write(path, func(w io.Writer) error { _, err := e.WriteTo(w); return err }); err != nil {
 		return fmt.Errorf("save embedding: %w", err)
-	}
-	_, err = e.WriteTo(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("save embedding %s: %w", path, err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,79 +11,20 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/samgo/samgo/sam/atomicfile"
 )
 
-// writeAtomic writes path through a temporary file in the same folder
-// that is renamed to path once write and the close succeeded: a full disk
-// or a crash leaves the earlier file (or none), never a truncated one under
-// the final name. The temporary name starts with '.' and ends in .tmp.
+// writeAtomic writes path through a temporary file renamed into place
+// (sam/atomicfile): a full disk or a crash never leaves a truncated file
+// under the final name.
 func writeAtomic(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<16)
-	err = write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, write)
 }
 
-// atomicFile is writeAtomic for a file written over a longer stretch
-// (a streamed .npy): create, write to W, then Commit or Abort.
-type atomicFile struct {
-	path string
-	f    *os.File
-	W    *bufio.Writer
-}
-
-func createAtomic(path string) (*atomicFile, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", path, err)
-	}
-	return &atomicFile{path: path, f: f, W: bufio.NewWriterSize(f, 1<<16)}, nil
-}
-
-// Commit flushes, closes and renames the file into place.
-func (a *atomicFile) Commit() error {
-	if a.f == nil {
-		return nil
-	}
-	err := a.W.Flush()
-	if cerr := a.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(a.f.Name(), a.path)
-	}
-	if err != nil {
-		os.Remove(a.f.Name())
-		err = fmt.Errorf("write %s: %w", a.path, err)
-	}
-	a.f = nil
-	return err
-}
-
-// Abort removes the temporary file (after a Commit: nothing).
-func (a *atomicFile) Abort() {
-	if a.f != nil {
-		a.f.Close()
-		os.Remove(a.f.Name())
-		a.f = nil
-	}
-}
+// createAtomic is writeAtomic for a file written over a longer stretch (a
+// streamed .npy): write to W, then Commit or Abort.
+func createAtomic(path string) (*atomicfile.File, error) { return atomicfile.Create(path) }
 
 // checkWritable creates dir (and its parents) and checks that a file can
 // be created in it, so that an output folder that cannot be written is

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/samgo/samgo/sam"
+	"github.com/samgo/samgo/sam/atomicfile"
 	"github.com/samgo/samgo/sam/imgproc"
 	"github.com/samgo/samgo/sam/npy"
 )
@@ -263,7 +264,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var logF *atomicFile
+	var logF *atomicfile.File
 	var logW *npy.Writer
 	if *logits {
 		shapes["logits"] = shape(M, H, W)

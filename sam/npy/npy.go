@@ -19,12 +19,13 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"codeberg.org/sbinet/npyio/npy"
+
+	"github.com/samgo/samgo/sam/atomicfile"
 )
 
 // Write writes data with the given shape as a little-endian float32 array.
@@ -119,22 +120,7 @@ func (sw *Writer) Close() error {
 // path and renames it, so that path never holds a partial array (a full
 // disk leaves the old file, or none).
 func WriteFile(path string, data []float32, shape ...int) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	err = Write(f, data, shape...)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, func(w io.Writer) error { return Write(w, data, shape...) })
 }
 
 // ErrDType marks an array that is not float32 where float32 is required.
