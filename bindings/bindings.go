@@ -237,6 +237,10 @@ type AttentionParams struct {
 	Scale                        float32
 	RelH, RelW                   unsafe.Pointer
 	QH, QW                       int
+	// BiasTable (Heads, BiasWS²) is TinyViT's offset bias, exclusive with
+	// RelH/RelW: NQ = NK = BiasWS².
+	BiasTable unsafe.Pointer
+	BiasWS    int
 }
 
 // AttentionSupports reports whether samk_attention has a kernel for head
@@ -264,6 +268,7 @@ func Attention(p *AttentionParams, s unsafe.Pointer) error {
 		scale: C.float(p.Scale),
 		rel_h: p.RelH, rel_w: p.RelW,
 		qh: cint(op, "qh", p.QH, &err), qw: cint(op, "qw", p.QW, &err),
+		bias_table: p.BiasTable, bias_ws: cint(op, "bias_ws", p.BiasWS, &err),
 	}
 	if err != nil {
 		return err
@@ -380,6 +385,33 @@ func Im2col(p *Im2colParams, s unsafe.Pointer) error {
 		return err
 	}
 	return call(op, func() C.samk_status { return C.samk_im2col(&c, stream(s)) })
+}
+
+// DepthwiseParams mirrors samk_depthwise_params: In (B, H, W, C) →
+// Out (B, OH, OW, C), Out[n, i, j, c] = act(Bias[c] + Σ In[n, i·s+ky−pad,
+// j·s+kx−pad, c]·W[c, 0, ky, kx]).
+type DepthwiseParams struct {
+	DType            DType
+	In, W, Bias, Out unsafe.Pointer
+	Batch, H, Win, C int
+	K, Stride, Pad   int
+	Act              Act
+}
+
+// DepthwiseConv runs samk_depthwise_conv.
+func DepthwiseConv(p *DepthwiseParams, s unsafe.Pointer) error {
+	const op = "samk_depthwise_conv"
+	var err error
+	c := C.samk_depthwise_params{
+		dtype: C.samk_dtype(p.DType), in: p.In, w: p.W, bias: p.Bias, out: p.Out,
+		batch: cint(op, "batch", p.Batch, &err), h: cint(op, "h", p.H, &err), w_in: cint(op, "w", p.Win, &err),
+		c: cint(op, "c", p.C, &err), k: cint(op, "k", p.K, &err), stride: cint(op, "stride", p.Stride, &err),
+		pad: cint(op, "pad", p.Pad, &err), act: C.samk_act(p.Act),
+	}
+	if err != nil {
+		return err
+	}
+	return call(op, func() C.samk_status { return C.samk_depthwise_conv(&c, stream(s)) })
 }
 
 // ConvTScatterParams mirrors samk_convt_scatter_params: the scatter (and

@@ -10,7 +10,9 @@
  *   bias_ij = rel_h_i[jh] + rel_w_i[jw]
  *   rel_h_i[jh] = Σ_c q_i[c]·rel_h[ih − jh + qh − 1, c]   (unscaled q)
  *   rel_w_i[jw] = Σ_c q_i[c]·rel_w[iw − jw + qw − 1, c]
- * added in the order (scale·q·k + rel_h) + rel_w, as add_decomposed_rel_pos.
+ * added in the order (scale·q·k + rel_h) + rel_w, as add_decomposed_rel_pos;
+ * or, with bias_table (TinyViT, nq == nk == ws², a ws×ws window row-major):
+ *   bias_ij = bias_table[h, |ih − jh|·ws + |iw − jw|]     after the scale.
  * nk == 0 gives out = 0 (torch: softmax over no keys is empty, empty·v = 0).
  *
  * Layouts: token t of batch b at ptr + b·batch_stride + t·row_stride (elements)
@@ -69,6 +71,8 @@ struct AttnArgs {
     const void *q, *k, *v;
     void *out;
     const void *rel_h, *rel_w;
+    const void *tab; // offset bias (heads, ws·ws) or NULL
+    int ws;
     int64_t q_bs, q_rs, k_bs, k_rs, v_bs, v_rs, o_bs, o_rs;
     int heads, nq, nk, qh, qw, tiles;
     float scale;
@@ -194,12 +198,24 @@ template <typename T, int D> __global__ void __launch_bounds__(kThreadsAttn) att
             jh = j / a.qw;
             jw = j - jh * a.qw;
         }
+        const T *tab = static_cast<const T *>(a.tab);
+        int jy = 0, jx = 0;
+        if (tab != nullptr && valid) {
+            jy = j / a.ws;
+            jx = j - jy * a.ws;
+        }
 #pragma unroll
         for (int r = 0; r < kRows; r++) {
             float x = s[r] * a.scale;
             if (rel && valid) {
                 x = x + sRH[(row0 + r) * a.qh + jh];
                 x = x + sRW[(row0 + r) * a.qw + jw];
+            }
+            const int i = q0 + row0 + r;
+            if (tab != nullptr && valid && i < a.nq) { // rows past nq would index past the table
+                const int iy = i / a.ws, ix = i - (i / a.ws) * a.ws;
+                const int dy = iy > jy ? iy - jy : jy - iy, dx = ix > jx ? ix - jx : jx - ix;
+                x = x + samk::to_f32(tab[int64_t(h) * a.ws * a.ws + dy * a.ws + dx]);
             }
             x = valid ? x : -INFINITY;
             /* Online softmax step (samk::softmax_rescale has the algebra).
@@ -296,6 +312,12 @@ extern "C" samk_status samk_attention(const samk_attention_params *p, samk_strea
                    "rel-pos grid %dx%d needs nq = nk = %lld, have nq %d, nk %d", p->qh, p->qw,
                    (long long)p->qh * p->qw, p->nq, p->nk);
     }
+    if (p->bias_table != nullptr) {
+        SAMK_CHECK(!rel, SAMK_ERR_INVALID_ARG, op, "bias_table and rel-pos tables are exclusive");
+        SAMK_CHECK(p->bias_ws >= 1 && int64_t(p->bias_ws) * p->bias_ws == p->nq && p->nq == p->nk,
+                   SAMK_ERR_INVALID_ARG, op, "offset bias of a %d×%d window needs nq = nk = %lld, have nq %d, nk %d",
+                   p->bias_ws, p->bias_ws, (long long)p->bias_ws * p->bias_ws, p->nq, p->nk);
+    }
     if (p->batch == 0 || p->heads == 0 || p->nq == 0) return SAMK_OK;
     const int64_t cq = int64_t(p->heads) * p->head_dim; // channels of a q/k/v/out row
     SAMK_CHECK(p->q != nullptr && p->out != nullptr, SAMK_ERR_INVALID_ARG, op, "null q or out");
@@ -316,7 +338,8 @@ extern "C" samk_status samk_attention(const samk_attention_params *p, samk_strea
                SAMK_ERR_INVALID_ARG, op, "out_batch_stride %lld lets batches overlap", (long long)p->out_batch_stride);
     const samk_dtype t = p->dtype;
     SAMK_CHECK(samk::aligned_for(p->q, t) && samk::aligned_for(p->k, t) && samk::aligned_for(p->v, t) &&
-                   samk::aligned_for(p->out, t) && samk::aligned_for(p->rel_h, t) && samk::aligned_for(p->rel_w, t),
+                   samk::aligned_for(p->out, t) && samk::aligned_for(p->rel_h, t) && samk::aligned_for(p->rel_w, t) &&
+                   samk::aligned_for(p->bias_table, t),
                SAMK_ERR_INVALID_ARG, op, "pointer not aligned to its %s elements", samk::dtype_name(t));
 
     AttnArgs a;
@@ -326,6 +349,8 @@ extern "C" samk_status samk_attention(const samk_attention_params *p, samk_strea
     a.out = p->out;
     a.rel_h = rel ? p->rel_h : nullptr;
     a.rel_w = rel ? p->rel_w : nullptr;
+    a.tab = p->bias_table;
+    a.ws = p->bias_table != nullptr ? p->bias_ws : 0;
     a.q_bs = p->q_batch_stride;
     a.q_rs = p->q_row_stride;
     a.k_bs = p->k_batch_stride;

@@ -127,7 +127,11 @@ int64_t samk_gemm_fallbacks(void);
  * computed from the *unscaled* q (modeling/image_encoder.py,
  * add_decomposed_rel_pos). rel_h is (2·qh − 1, d), rel_w (2·qw − 1, d).
  * Token t of batch b starts at ptr + b·batch_stride + t·row_stride; heads are
- * contiguous chunks of d (q, k) or dv (v, out) channels. A packed qkv
+ * contiguous chunks of d (q, k) or dv (v, out) channels. With bias_table
+ * != NULL (instead of rel_h/rel_w) the bias is TinyViT's offset bias on a
+ * bias_ws × bias_ws window (nq == nk == bias_ws², tokens row-major):
+ *   bias_ij = bias_table[h·ws² + |ih − jh|·ws + |iw − jw|]
+ * added after the scale. A packed qkv
  * projection (B, N, 3·heads·d) is q = qkv, k = qkv + heads·d,
  * v = qkv + 2·heads·d with row_stride 3·heads·d.
  * The kernel has head dims 4, 8, 16, 32, 64, 80 and 128 with d == dv
@@ -150,6 +154,8 @@ typedef struct {
     float scale;
     const void *rel_h, *rel_w; /* NULL: no relative-position bias */
     int qh, qw;
+    const void *bias_table; /* NULL: no offset bias; (heads, bias_ws²) */
+    int bias_ws;
 } samk_attention_params;
 
 samk_status samk_attention(const samk_attention_params *p, samk_stream stream);
@@ -219,6 +225,24 @@ typedef struct {
 } samk_im2col_params;
 
 samk_status samk_im2col(const samk_im2col_params *p, samk_stream stream);
+
+/* Depthwise conv (groups = channels), bias and activation fused:
+ *   out[n, i, j, c] = act(bias[c] + Σ_{ky,kx} in[n, i·s+ky−pad, j·s+kx−pad, c]·w[c, 0, ky, kx])
+ * in (B, H, W, C) channels-last, w (C, 1, k, k) torch layout, bias (C) or
+ * NULL, out (B, OH, OW, C) with OH = (H + 2·pad − k)/stride + 1; taps
+ * outside the map are zero (skipped). TinyViT's MBConv, PatchMerging and
+ * local convolutions (BatchNorm folded into w and bias). */
+typedef struct {
+    samk_dtype dtype;
+    const void *in;
+    const void *w;
+    const void *bias; /* C elements or NULL */
+    void *out;
+    int batch, h, w_in, c, k, stride, pad;
+    samk_act act;
+} samk_depthwise_params;
+
+samk_status samk_depthwise_conv(const samk_depthwise_params *p, samk_stream stream);
 
 /* ConvTranspose2d with kernel == stride == k, after the GEMM
  * in (B·H·W, Cin) · weight (Cin, Cout·k·k) = g (B·H·W, Cout·k·k), columns

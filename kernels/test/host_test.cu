@@ -453,7 +453,17 @@ static void test_validation() {
     ap.q = nullptr;
     CHECK(samk_attention(&ap, nullptr) == SAMK_ERR_INVALID_ARG, "attention null q");
     CHECK(samk_attention(nullptr, nullptr) == SAMK_ERR_INVALID_ARG, "attention null params");
+    ap.q = d;
+    ap.bias_table = d; // with rel-pos: exclusive
+    ap.bias_ws = 2;
+    CHECK(samk_attention(&ap, nullptr) == SAMK_ERR_INVALID_ARG, "attention bias table with rel-pos");
     ap.rel_h = ap.rel_w = nullptr;
+    ap.bias_ws = 3; // 9 != nq 4
+    CHECK(samk_attention(&ap, nullptr) == SAMK_ERR_INVALID_ARG, "attention bias window mismatch");
+    CHECK(has_prefix(samk_last_error(), "samk_attention: offset bias of a 3×3 window"), "message: %s",
+          samk_last_error());
+    ap.bias_table = nullptr;
+    ap.bias_ws = 0;
     ap.nq = 0; // empty problem: OK before any pointer check, message cleared
     CHECK(samk_attention(&ap, nullptr) == SAMK_OK, "attention nq = 0");
     CHECK(samk_last_error()[0] == '\0', "message cleared after success: %s", samk_last_error());
@@ -566,6 +576,29 @@ static void test_validation() {
     up.out_mode = 2;
     CHECK(samk_upscale_masks(&up, nullptr, 0, nullptr) == SAMK_ERR_INVALID_ARG, "upscale out_mode");
     CHECK(samk_upscale_masks_workspace_bytes(&up) == 0, "upscale workspace");
+
+    samk_depthwise_params dw;
+    memset(&dw, 0, sizeof dw);
+    dw.dtype = SAMK_F32;
+    dw.in = dw.w = d;
+    dw.out = d;
+    dw.batch = 1;
+    dw.h = dw.w_in = 2;
+    dw.c = 4;
+    dw.k = 5; // > padded 2×2
+    dw.stride = 1;
+    CHECK(samk_depthwise_conv(&dw, nullptr) == SAMK_ERR_INVALID_ARG, "depthwise kernel larger than the map");
+    CHECK(has_prefix(samk_last_error(), "samk_depthwise_conv: kernel 5 larger"), "message: %s", samk_last_error());
+    dw.k = 3;
+    dw.stride = 0;
+    CHECK(samk_depthwise_conv(&dw, nullptr) == SAMK_ERR_INVALID_ARG, "depthwise stride 0");
+    dw.stride = 1;
+    dw.act = static_cast<samk_act>(7);
+    CHECK(samk_depthwise_conv(&dw, nullptr) == SAMK_ERR_INVALID_ARG, "depthwise act");
+    dw.act = SAMK_ACT_NONE;
+    dw.h = dw.w_in = 4;
+    dw.batch = 0;
+    CHECK(samk_depthwise_conv(&dw, nullptr) == SAMK_OK, "depthwise empty batch");
 
     CHECK(samk_add(SAMK_F32, d, d, d, 10, 3, nullptr) == SAMK_ERR_INVALID_ARG, "add nb does not divide n");
     CHECK(samk_convert(d, SAMK_F32, d, SAMK_BF16, -1, nullptr) == SAMK_ERR_INVALID_ARG, "convert negative n");

@@ -82,6 +82,29 @@ type MaskDownsampler struct {
 	Eps            float32
 }
 
+// OffsetBias is TinyViT's learned attention bias (mobile_sam
+// tiny_vit_sam.py, Attention.attention_biases gathered by
+// attention_bias_idxs): on a WS×WS window of tokens, row-major, the logit
+// of query i = (iy, ix) and key j = (jy, jx) gains, after the scale,
+//
+//	Table[h, |iy − jy|·WS + |ix − jx|]
+//
+// Table is (heads, WS·WS): the official code numbers the offsets in the
+// order it first meets them, which is exactly |Δy|·WS + |Δx|.
+type OffsetBias struct {
+	Table Tensor
+	WS    int
+}
+
+// Conv describes ConvAct: stride and zero padding on every side, and a
+// depthwise (groups = channels) or full (groups = 1) convolution, with an
+// activation applied to conv + bias.
+type Conv struct {
+	Stride, Pad int
+	Depthwise   bool
+	Act         Act
+}
+
 // MaskUpscale describes SAM's postprocess_masks: low-resolution logits are
 // resized (bilinear, align_corners=False, no antialiasing) to the padded
 // square Pad×Pad, cropped to the resized image InH×InW (top-left), then
@@ -120,6 +143,14 @@ type Backend interface {
 	// layout, b (Cout) or nil, zero padding pad on every side →
 	// (B, (H+2·pad−k)/stride+1, (W+2·pad−k)/stride+1, Cout).
 	Conv2D(x, w, b Tensor, stride, pad int) Tensor
+	// ConvAct: a convolution with bias and activation fused, as TinyViT's
+	// Conv2d_BN (BatchNorm folded into w and b at load) followed by GELU.
+	// x (B, H, W, Cin) channels-last, b (Cout) or nil, → (B, OH, OW, Cout)
+	// with OH = (H + 2·pad − k)/stride + 1:
+	//   full:      w (Cout, Cin, k, k); equals act(Conv2D(x, w, b, stride, pad))
+	//   depthwise: w (C, 1, k, k), Cout = Cin = C;
+	//     out[n, i, j, c] = act(b[c] + Σ_{ky,kx} x[n, i·s+ky−pad, j·s+kx−pad, c]·w[c, 0, ky, kx])
+	ConvAct(x, w, b Tensor, p Conv) Tensor
 	// ConvTranspose2D with kernel == stride == k (no overlap), as SAM's
 	// output upscaling: x (B, H, W, Cin), w (Cin, Cout, k, k) torch layout,
 	// b (Cout) → (B, H·k, W·k, Cout) with
@@ -142,6 +173,10 @@ type Backend interface {
 	// AttentionQKV is Attention on a packed projection qkv (B, N, 3·heads·d)
 	// whose channels are [q | k | v] (the ViT's fused qkv Linear).
 	AttentionQKV(qkv Tensor, heads int, rel *RelPos) Tensor
+	// AttentionQKVBias is AttentionQKV on windows of N = bias.WS² tokens
+	// with TinyViT's offset bias instead of the rel-pos terms:
+	//   softmax(q·kᵀ/√d + Table[h, |Δy|·WS + |Δx|])·v.
+	AttentionQKVBias(qkv Tensor, heads int, bias *OffsetBias) Tensor
 
 	// WindowPartition: x (B, H, W, C) is zero-padded bottom/right to
 	// multiples of win and cut into windows, row-major →

@@ -138,6 +138,31 @@ func Conv2DShape(x, w []int, stride, pad int) (out []int, Cout, k int) {
 	return []int{B, (H+2*pad-k)/stride + 1, (W+2*pad-k)/stride + 1, Cout}, Cout, k
 }
 
+// ConvActShape validates ConvAct's x (B, H, W, Cin) and w: (Cout, Cin,
+// k, k), or (C, 1, k, k) with C = Cin when depthwise; and the result's
+// shape and Cout (a bias must be (Cout)).
+func ConvActShape(x, w []int, p Conv) (out []int, Cout, k int) {
+	const op = "ConvAct"
+	CheckAct(op, p.Act)
+	if !p.Depthwise {
+		return Conv2DShape(x, w, p.Stride, p.Pad)
+	}
+	CheckRank(op, "x", x, 4)
+	CheckRank(op, "w", w, 4)
+	B, H, W, C := x[0], x[1], x[2], x[3]
+	k = w[2]
+	if w[0] != C || w[1] != 1 || w[3] != k || k < 1 || C < 1 {
+		Fail(op, ErrShape, "depthwise: x %s and w %s: want w (%d, 1, k, k), k ≥ 1", ShapeString(x), ShapeString(w), C)
+	}
+	if p.Stride < 1 || p.Pad < 0 {
+		Fail(op, ErrShape, "stride %d, pad %d: want stride ≥ 1, pad ≥ 0", p.Stride, p.Pad)
+	}
+	if H+2*p.Pad < k || W+2*p.Pad < k {
+		Fail(op, ErrShape, "kernel %d larger than the padded map %dx%d (pad %d)", k, H, W, p.Pad)
+	}
+	return []int{B, (H+2*p.Pad-k)/p.Stride + 1, (W+2*p.Pad-k)/p.Stride + 1, C}, C, k
+}
+
 // ConvTranspose2DShape validates ConvTranspose2D's x (B, H, W, Cin),
 // Cin ≥ 1, and w (Cin, Cout, k, k) with k ≥ 1, and returns the result's
 // shape (B, H·k, W·k, Cout) and Cout. A bias must be (Cout).
@@ -217,6 +242,15 @@ func RelPosShape(op string, rel *RelPos, h, w []int, Nq, Nk, d int) {
 	}
 	CheckShape(op, "rel.H", h, 2*rel.QH-1, d)
 	CheckShape(op, "rel.W", w, 2*rel.QW-1, d)
+}
+
+// OffsetBiasShape validates AttentionQKVBias's bias for N tokens and
+// heads: N = WS² and Table (heads, WS·WS).
+func OffsetBiasShape(op string, bias *OffsetBias, table []int, N, heads int) {
+	if bias.WS < 1 || N != bias.WS*bias.WS {
+		Fail(op, ErrShape, "offset bias of a %d×%d window needs N = %d tokens, have %d", bias.WS, bias.WS, bias.WS*bias.WS, N)
+	}
+	CheckShape(op, "bias.Table", table, heads, bias.WS*bias.WS)
 }
 
 // WindowDims describe a window partition: the (B, H, W, C) map,

@@ -55,7 +55,7 @@ func (b *Backend) Attention(q, k, v nn.Tensor, heads int, rel *nn.RelPos) nn.Ten
 	out := b.newTensor(B, Nq, Cv)
 	b.attention(B, Nq, Nk, heads, d, dv,
 		qkvView{qt.data, 0, Cq}, qkvView{kt.data, 0, Cq}, qkvView{vt.data, 0, Cv},
-		rel, relH, relW, out.data)
+		rel, relH, relW, nil, 0, out.data)
 	return out
 }
 
@@ -71,7 +71,28 @@ func (b *Backend) AttentionQKV(qkv nn.Tensor, heads int, rel *nn.RelPos) nn.Tens
 	out := b.newTensor(B, N, C)
 	b.attention(B, N, N, heads, d, d,
 		qkvView{x.data, 0, C3}, qkvView{x.data, C, C3}, qkvView{x.data, 2 * C, C3},
-		rel, relH, relW, out.data)
+		rel, relH, relW, nil, 0, out.data)
+	return out
+}
+
+// AttentionQKVBias is AttentionQKV with TinyViT's offset bias: the logit of
+// query (iy, ix) and key (jy, jx) of a WS×WS window gains
+// Table[h, |iy−jy|·WS + |ix−jx|] after the scale.
+func (b *Backend) AttentionQKVBias(qkv nn.Tensor, heads int, bias *nn.OffsetBias) nn.Tensor {
+	const op = "AttentionQKVBias"
+	x := tensor(op, "qkv", qkv)
+	B, N, d := nn.AttentionQKVShape(x.shape, heads)
+	if bias == nil {
+		nn.Fail(op, nn.ErrShape, "nil bias")
+	}
+	tab := tensor(op, "bias.Table", bias.Table)
+	nn.OffsetBiasShape(op, bias, tab.shape, N, heads)
+	C := heads * d
+	C3 := 3 * C
+	out := b.newTensor(B, N, C)
+	b.attention(B, N, N, heads, d, d,
+		qkvView{x.data, 0, C3}, qkvView{x.data, C, C3}, qkvView{x.data, 2 * C, C3},
+		nil, nil, nil, tab.data, bias.WS, out.data)
 	return out
 }
 
@@ -87,7 +108,8 @@ func relTables(op string, rel *nn.RelPos, Nq, Nk, d int) (h, w []float32) {
 }
 
 // attention runs the blockwise algorithm above; out is (B, Nq, heads·dv).
-func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *nn.RelPos, relH, relW []float32, out []float32) {
+// tab (heads, ws·ws), when not nil, is an offset bias (AttentionQKVBias).
+func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *nn.RelPos, relH, relW []float32, tab []float32, ws int, out []float32) {
 	if B == 0 || Nq == 0 {
 		return
 	}
@@ -144,6 +166,12 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 					m := addRelPos(row, QH, QW, ph[i*nh+qh:][:QH], pw[i*nw+qw:][:QW], sc.rw[:QW])
 					inv[i] = expRow(row, m)
 				}
+			} else if tab != nil {
+				th := tab[h*ws*ws : (h+1)*ws*ws]
+				for i := range n {
+					row := s[i*Nk : (i+1)*Nk]
+					inv[i] = expRow(row, addOffsetBias(row, (r0+i)/ws, (r0+i)%ws, ws, th))
+				}
 			} else {
 				for i := range n {
 					row := s[i*Nk : (i+1)*Nk]
@@ -187,6 +215,32 @@ func addRelPos(row []float32, QH, QW int, ph, pw, rw []float32) float32 {
 		for kw, w := range rw {
 			v := seg[kw] + bh + w
 			seg[kw] = v
+			if v > m {
+				m = v
+			}
+		}
+	}
+	return m
+}
+
+// addOffsetBias adds TinyViT's offset bias to the logits row of query
+// (iy, ix) of a ws×ws window, row[jy·ws+jx] += th[|iy−jy|·ws + |ix−jx|],
+// and returns the row's new maximum.
+func addOffsetBias(row []float32, iy, ix, ws int, th []float32) float32 {
+	m := float32(math.Inf(-1))
+	for jy := range ws {
+		dy := iy - jy
+		if dy < 0 {
+			dy = -dy
+		}
+		seg := row[jy*ws : (jy+1)*ws]
+		for jx := range seg {
+			dx := ix - jx
+			if dx < 0 {
+				dx = -dx
+			}
+			v := seg[jx] + th[dy*ws+dx]
+			seg[jx] = v
 			if v > m {
 				m = v
 			}

@@ -16,7 +16,10 @@ import (
 // j, out_i = Σ_j p[i, j]·v_j; all in float64. It also returns the largest
 // |logit|: float32 logits carry an error relative to it, which the softmax
 // passes on to the output (a condition number, not an implementation error).
-func refAttention(q, k, v []float32, B, Nq, Nk, heads, d, dv int, relH, relW []float32, QH, QW int) (out []float64, maxLogit float64) {
+//
+// bias, when not nil, adds bias(h, i, j) to the scaled logit (TinyViT's
+// offset bias).
+func refAttention(q, k, v []float32, B, Nq, Nk, heads, d, dv int, relH, relW []float32, QH, QW int, bias func(h, i, j int) float64) (out []float64, maxLogit float64) {
 	out = make([]float64, B*Nq*heads*dv)
 	logits := make([]float64, Nk)
 	for b := range B {
@@ -32,6 +35,9 @@ func refAttention(q, k, v []float32, B, Nq, Nk, heads, d, dv int, relH, relW []f
 						s += qAt(i, c) * kAt(j, c)
 					}
 					s /= math.Sqrt(float64(d))
+					if bias != nil {
+						s += bias(h, i, j)
+					}
 					if relH != nil {
 						qh, qw, kh, kw := i/QW, i%QW, j/QW, j%QW
 						for c := range d {
@@ -124,7 +130,7 @@ func TestAttention(t *testing.T) {
 					b.Upload(k, c.B, c.Nk, c.heads*c.d),
 					b.Upload(v, c.B, c.Nk, c.heads*c.dv), c.heads, rel)
 				got := download(t, b, out, c.B, c.Nq, c.heads*c.dv)
-				want, maxLogit := refAttention(q, k, v, c.B, c.Nq, c.Nk, c.heads, c.d, c.dv, relH, relW, c.QH, c.QW)
+				want, maxLogit := refAttention(q, k, v, c.B, c.Nq, c.Nk, c.heads, c.d, c.dv, relH, relW, c.QH, c.QW, nil)
 				requireClose(t, want, got, 1e-5+2e-7*maxLogit)
 			})
 		}

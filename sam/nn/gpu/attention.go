@@ -55,6 +55,31 @@ func (b *Backend) AttentionQKV(qkv nn.Tensor, heads int, rel *nn.RelPos) nn.Tens
 	return out
 }
 
+// AttentionQKVBias is AttentionQKV with TinyViT's offset bias
+// (samk_attention's bias_table): windows of N = WS² tokens, the logit of
+// query i and key j gains Table[h, |Δy|·WS + |Δx|] after the scale.
+func (b *Backend) AttentionQKVBias(qkv nn.Tensor, heads int, bias *nn.OffsetBias) nn.Tensor {
+	const op = "AttentionQKVBias"
+	c := b.begin(op)
+	defer c.end()
+	x := c.input("qkv", qkv)
+	B, N, d := nn.AttentionQKVShape(x.shape, heads)
+	if bias == nil {
+		nn.Fail(op, nn.ErrShape, "nil bias")
+	}
+	tab := c.input("bias.Table", bias.Table)
+	nn.OffsetBiasShape(op, bias, tab.shape, N, heads)
+	C := heads * d
+	C3 := 3 * C
+	out := c.out(B, N, C)
+	c.attention(attnArgs{
+		B: B, Nq: N, Nk: N, heads: heads, d: d, dv: d,
+		q: x.ptr(), k: x.at(int64(C)), v: x.at(int64(2 * C)), qRow: C3, kRow: C3, vRow: C3,
+		tab: tab, ws: bias.WS, out: out.ptr(),
+	})
+	return out
+}
+
 // relTables validates rel against Nq = Nk = QH·QW and head dim d
 // (nn.RelPosShape) and returns its tables (nil, nil without rel).
 func (c *call) relTables(rel *nn.RelPos, Nq, Nk, d int) (h, w *Tensor) {
@@ -74,6 +99,8 @@ type attnArgs struct {
 	qRow, kRow, vRow        int
 	relH, relW              *Tensor
 	rel                     *nn.RelPos
+	tab                     *Tensor // offset bias (heads, ws²), or nil
+	ws                      int
 	out                     unsafe.Pointer
 }
 
@@ -98,6 +125,9 @@ func (c *call) attention(a attnArgs) {
 	}
 	if a.rel != nil {
 		p.RelH, p.RelW, p.QH, p.QW = a.relH.ptr(), a.relW.ptr(), a.rel.QH, a.rel.QW
+	}
+	if a.tab != nil {
+		p.BiasTable, p.BiasWS = a.tab.ptr(), a.ws
 	}
 	// The padded path is chosen up front from the kernel's own list, so
 	// that any error of the launch itself (a shared memory or grid limit)

@@ -77,11 +77,40 @@ func (b *Backend) Conv2D(x, w, bias nn.Tensor, stride, pad int) nn.Tensor {
 	if bt != nil {
 		nn.CheckShape(op, "b", bt.shape, Cout)
 	}
-	return c.conv2d(xt, wt, bt, stride, pad)
+	return c.conv2d(xt, wt, bt, stride, pad, bindings.ActNone)
 }
 
-// conv2d is Conv2D on validated arguments in the backend's precision.
-func (c *call) conv2d(x, w, bias *Tensor, stride, pad int) *Tensor {
+// ConvAct: the full form is Conv2D with the activation in the GEMM's
+// epilogue (samk_im2col + samk_gemm); the depthwise form is
+// samk_depthwise_conv. See nn.Backend.
+func (b *Backend) ConvAct(x, w, bias nn.Tensor, p nn.Conv) nn.Tensor {
+	const op = "ConvAct"
+	c := b.begin(op)
+	defer c.end()
+	xt, wt, bt := c.input("x", x), c.input("w", w), c.optInput("b", bias)
+	shape, Cout, k := nn.ConvActShape(xt.shape, wt.shape, p)
+	if bt != nil {
+		nn.CheckShape(op, "b", bt.shape, Cout)
+	}
+	act := c.kernelAct(p.Act)
+	if !p.Depthwise {
+		return c.conv2d(xt, wt, bt, p.Stride, p.Pad, act)
+	}
+	out := c.out(shape...)
+	if out.numel() == 0 {
+		return out
+	}
+	c.check(bindings.DepthwiseConv(&bindings.DepthwiseParams{
+		DType: c.b.dtype, In: xt.ptr(), W: wt.ptr(), Bias: optPtr(bt), Out: out.ptr(),
+		Batch: xt.shape[0], H: xt.shape[1], Win: xt.shape[2], C: xt.shape[3],
+		K: k, Stride: p.Stride, Pad: p.Pad, Act: act,
+	}, c.s))
+	return out
+}
+
+// conv2d is Conv2D on validated arguments in the backend's precision, with
+// act fused into the GEMM's epilogue.
+func (c *call) conv2d(x, w, bias *Tensor, stride, pad int, act bindings.Act) *Tensor {
 	B, H, W, Cin := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
 	Cout, k := w.shape[0], w.shape[2]
 	OH := (H+2*pad-k)/stride + 1
@@ -98,7 +127,7 @@ func (c *call) conv2d(x, w, bias *Tensor, stride, pad int) *Tensor {
 			A: x.ptr(), LDA: int64(Cin),
 			B: w.ptr(), LDB: int64(Cin), TransB: true,
 			C: out.ptr(), LDC: int64(Cout),
-			Bias: optPtr(bias), Alpha: 1,
+			Bias: optPtr(bias), Act: act, Alpha: 1,
 		})
 		return out
 	}
@@ -117,7 +146,7 @@ func (c *call) conv2d(x, w, bias *Tensor, stride, pad int) *Tensor {
 			A: cols, LDA: int64(Kd),
 			B: w.ptr(), LDB: int64(Kd), TransB: true,
 			C: out.at(int64(i * OH * OW * Cout)), LDC: int64(Cout),
-			Bias: optPtr(bias), Alpha: 1,
+			Bias: optPtr(bias), Act: act, Alpha: 1,
 		})
 	}
 	return out

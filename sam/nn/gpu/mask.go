@@ -59,13 +59,13 @@ func (b *Backend) MaskDownsample(masks nn.Tensor, p *nn.MaskDownsampler) nn.Tens
 func (c *call) maskDownsampleUnfused(m, c1w, c1b, ln1w, ln1b, c2w, c2b, ln2w, ln2b, c3w, c3b *Tensor, eps float32) *Tensor {
 	B, H, W := m.shape[0], m.shape[1], m.shape[2]
 	x := &Tensor{shape: []int{B, H, W, 1}, dtype: m.dtype, dev: m.dev, buf: m.buf} // (B, H, W, 1), a view
-	h1 := c.conv2d(x, c1w, c1b, 2, 0)                                              // (B, H/2, W/2, c1)
+	h1 := c.conv2d(x, c1w, c1b, 2, 0, bindings.ActNone)                            // (B, H/2, W/2, c1)
 	c.layerNorm(h1, nil, nil, h1, ln1w, ln1b, eps)
 	c.actInPlace(h1, bindings.ActGELU)
-	h2 := c.conv2d(h1, c2w, c2b, 2, 0) // (B, H/4, W/4, c2)
+	h2 := c.conv2d(h1, c2w, c2b, 2, 0, bindings.ActNone) // (B, H/4, W/4, c2)
 	c.layerNorm(h2, nil, nil, h2, ln2w, ln2b, eps)
 	c.actInPlace(h2, bindings.ActGELU)
-	out := c.conv2d(h2, c3w, c3b, 1, 0) // (B, H/4, W/4, C)
+	out := c.conv2d(h2, c3w, c3b, 1, 0, bindings.ActNone) // (B, H/4, W/4, C)
 	// h1 and h2 are intermediates, not results: hand them back now (the
 	// stream orders their reuse after the convolutions that read them).
 	c.outs = c.outs[:len(c.outs)-3]

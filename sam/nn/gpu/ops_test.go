@@ -551,3 +551,81 @@ func TestForkAndConcurrency(t *testing.T) {
 	}
 	g.Release(x, w)
 }
+
+// TestConvAct: TinyViT's convolutions (full with fused GELU, depthwise with
+// stride and padding, with and without activation) against the CPU.
+func TestConvAct(t *testing.T) {
+	forPrecisions(t, func(t *testing.T, g *Backend) {
+		rng := newRNG(15)
+		for _, tc := range []struct {
+			name       string
+			x          []int
+			cout, k    int
+			p          nn.Conv
+			bias, full bool
+		}{
+			{name: "patch_embed 3x3/2 gelu", x: []int{1, 17, 15, 3}, cout: 8, k: 3, p: nn.Conv{Stride: 2, Pad: 1, Act: nn.ActGELU}, bias: true},
+			{name: "1x1 gelu", x: []int{2, 5, 7, 12}, cout: 20, k: 1, p: nn.Conv{Stride: 1, Act: nn.ActGELU}, bias: true},
+			{name: "depthwise 3x3 gelu", x: []int{1, 11, 9, 24}, k: 3, p: nn.Conv{Stride: 1, Pad: 1, Depthwise: true, Act: nn.ActGELU}, bias: true},
+			{name: "depthwise 3x3/2 (merging)", x: []int{2, 10, 9, 12}, k: 3, p: nn.Conv{Stride: 2, Pad: 1, Depthwise: true, Act: nn.ActGELU}, bias: true},
+			{name: "depthwise local conv", x: []int{1, 7, 7, 16}, k: 3, p: nn.Conv{Stride: 1, Pad: 1, Depthwise: true}, bias: true},
+			{name: "depthwise 5x5 relu no bias", x: []int{1, 6, 8, 5}, k: 5, p: nn.Conv{Stride: 1, Pad: 2, Depthwise: true, Act: nn.ActReLU}},
+			{name: "vit_t MBConv 256x256x256", x: []int{1, 256, 256, 256}, k: 3, p: nn.Conv{Stride: 1, Pad: 1, Depthwise: true, Act: nn.ActGELU}, bias: true, full: true},
+			{name: "vit_t patch_embed 1024", x: []int{1, 1024, 1024, 3}, cout: 32, k: 3, p: nn.Conv{Stride: 2, Pad: 1, Act: nn.ActGELU}, bias: true, full: true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				fullSize(t, tc.full)
+				cin := tc.x[3]
+				w := []int{tc.cout, cin, tc.k, tc.k}
+				if tc.p.Depthwise {
+					w = []int{cin, 1, tc.k, tc.k}
+				}
+				ins := []host{rnd(rng, tc.x...), rnd(rng, w...)}
+				if tc.bias {
+					ins = append(ins, rnd(rng, w[0]))
+				}
+				checkOp(t, g, 0, func(b nn.Backend, in []nn.Tensor) []nn.Tensor {
+					var bias nn.Tensor
+					if len(in) > 2 {
+						bias = in[2]
+					}
+					return []nn.Tensor{b.ConvAct(in[0], in[1], bias, tc.p)}
+				}, ins...)
+			})
+		}
+	})
+}
+
+// TestAttentionQKVBias: TinyViT's windowed attention with its offset bias
+// against the CPU, on every window size vit_t has and odd ones.
+func TestAttentionQKVBias(t *testing.T) {
+	forPrecisions(t, func(t *testing.T, g *Backend) {
+		rng := newRNG(16)
+		for _, tc := range []struct {
+			name        string
+			B, heads, d int
+			ws          int
+			full        bool
+		}{
+			{name: "7x7 d32", B: 2, heads: 2, d: 32, ws: 7},
+			{name: "14x14 d32", B: 1, heads: 2, d: 32, ws: 14},
+			{name: "3x3 d12 (padded to 16)", B: 3, heads: 3, d: 12, ws: 3},
+			{name: "5x5 d8", B: 2, heads: 4, d: 8, ws: 5},
+			{name: "vit_t stage 2: 14x14, 5 heads, 25 windows", B: 25, heads: 5, d: 32, ws: 14, full: true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				fullSize(t, tc.full)
+				N, C := tc.ws*tc.ws, tc.heads*tc.d
+				ins := []host{rnd(rng, tc.B, N, 3*C), scaled(rng, 0, 3, tc.heads, N)}
+				checkOp(t, g, 2e-5, func(b nn.Backend, in []nn.Tensor) []nn.Tensor {
+					return []nn.Tensor{b.AttentionQKVBias(in[0], tc.heads, &nn.OffsetBias{Table: in[1], WS: tc.ws})}
+				}, ins...)
+			})
+		}
+		x := g.Upload(make([]float32, 2*49*3*16), 2, 49, 48)
+		defer g.Release(x)
+		nntest.RequireFails(t, nn.ErrShape, func() {
+			g.AttentionQKVBias(x, 2, &nn.OffsetBias{Table: g.Upload(make([]float32, 2*36), 2, 36), WS: 6})
+		})
+	})
+}
