@@ -262,8 +262,11 @@ func rowMax(row []float32) float32 {
 
 // expRow replaces the logits s by exp(s − m) (m their maximum) and returns
 // 1/Σ exp(s − m), the sum accumulated in float64: the softmax's
-// numerators and normaliser.
-func expRow(s []float32, m float32) float32 {
+// numerators and normaliser (expSubSum: AVX-512 where the CPU has it).
+func expRow(s []float32, m float32) float32 { return float32(1 / expSubSum(s, m)) }
+
+// expSubSumGo is expSubSum in Go, with expPoly.
+func expSubSumGo(s []float32, m float32) float64 {
 	// Two elements per step with two partial sums: the additions form
 	// two dependency chains instead of one.
 	var sum0, sum1 float64
@@ -289,5 +292,5 @@ func expRow(s []float32, m float32) float32 {
 		s[j] = e
 		sum0 += float64(e)
 	}
-	return float32(1 / (sum0 + sum1))
+	return sum0 + sum1
 }

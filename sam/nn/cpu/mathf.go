@@ -182,7 +182,7 @@ func geluSlice(d []float32) {
 func applyAct(d []float32, act nn.Act) {
 	switch act {
 	case nn.ActGELU:
-		geluSlice(d)
+		geluFast(d)
 	case nn.ActReLU:
 		for i, v := range d {
 			if v < 0 {
