@@ -108,87 +108,95 @@ func interpolateLinear(v []float32, L, d, out int) []float32 {
 // forwardCtx maps the normalised, padded image x (B, S, S, 3) to the image
 // embedding (B, g, g, C). Each block's output goes to trace if non-nil
 // (tests compare them with the reference). Cancellation is checked between
-// blocks.
+// blocks. Every intermediate lives in the scope s (freed on every return);
+// the block outputs are released as soon as the next block has run, so
+// that no more than two of them are alive.
 func (e *imageEncoder) forwardCtx(ctx context.Context, b nn.Backend, x nn.Tensor, trace func(name string, t nn.Tensor)) (nn.Tensor, error) {
 	defer nn.Range(b, "image encoder")()
-	p := e.cfg.PatchSize
-	h := b.Conv2D(x, e.patchW, e.patchB, p, 0) // (B, g, g, D)
+	s := nn.NewScope(b)
+	defer s.Close()
+	if trace == nil {
+		trace = func(string, nn.Tensor) {}
+	}
+	h := s.Conv2D(x, e.patchW, e.patchB, e.cfg.PatchSize, 0) // (B, g, g, D)
 	if e.posEmbed != nil {
-		h2 := b.Add(h, e.posEmbed)
-		b.Release(h)
-		h = h2
+		conv := h
+		h = s.Add(conv, e.posEmbed)
+		s.Release(conv)
 	}
-	if trace != nil {
-		trace("patch_embed", h)
-	}
+	trace("patch_embed", h)
 	for i, blk := range e.blocks {
 		if err := ctx.Err(); err != nil {
-			b.Release(h)
 			return nil, err
 		}
-		end := nn.Range(b, fmt.Sprintf("encoder block %d", i))
-		h2 := blk.forward(b, h)
+		end := nn.Range(s, fmt.Sprintf("encoder block %d", i))
+		next := blk.forward(s, h) // (B, g, g, D)
 		end()
-		b.Release(h)
-		h = h2
-		if trace != nil {
-			trace(fmt.Sprintf("block_%d", i), h)
-		}
+		s.Release(h)
+		h = next
+		trace(fmt.Sprintf("block_%d", i), h)
 	}
-	// Neck: conv1×1 → LayerNorm2d → conv3×3 (pad 1) → LayerNorm2d.
-	defer nn.Range(b, "encoder neck")()
-	n0 := b.Conv2D(h, e.neck0, nil, 1, 0) // (B, g, g, C)
-	b.Release(h)
-	n1 := e.neckLN1.forward(b, n0)
-	b.Release(n0)
-	n2 := b.Conv2D(n1, e.neck2, nil, 1, 1)
-	b.Release(n1)
-	out := e.neckLN3.forward(b, n2)
-	b.Release(n2)
-	return out, nil
+	return s.Keep(e.neck(s, h)), nil
 }
 
-// forward runs one block on x (B, H, W, D).
+// neck is conv1×1 → LayerNorm2d → conv3×3 (pad 1) → LayerNorm2d on the
+// (B, g, g, D) map: (B, g, g, C).
+func (e *imageEncoder) neck(b nn.Backend, h nn.Tensor) nn.Tensor {
+	defer nn.Range(b, "encoder neck")()
+	s := nn.NewScope(b)
+	defer s.Close()
+	n := s.Conv2D(h, e.neck0, nil, 1, 0)
+	n = e.neckLN1.forward(s, n)
+	n = s.Conv2D(n, e.neck2, nil, 1, 1)
+	return s.Keep(e.neckLN3.forward(s, n))
+}
+
+// forward runs one block on x (B, H, W, D), as Block.forward:
+//
+//	x = x + attn(norm1(x))    windowed or global, with rel-pos
+//	x = x + mlp(norm2(x))     lin1 → GELU → lin2
+//
+// (the second line's add and norm2 fused in AddLayerNorm).
 func (blk *vitBlock) forward(b nn.Backend, x nn.Tensor) nn.Tensor {
+	s := nn.NewScope(b)
+	defer s.Close()
+	a := blk.attention(s, x)                                              // (B, H, W, D)
+	x, h := s.AddLayerNorm(x, a, blk.norm2.w, blk.norm2.b, blk.norm2.eps) // x + attn, norm2(x + attn)
+	s.Release(a)                                                          // (the MLP's peak: keep only x, h and its hidden)
+	m := blk.lin1.forward(s, h, nn.ActGELU)                               // (B, H, W, mlp)
+	s.Release(h)
+	m2 := blk.lin2.forward(s, m, nn.ActNone) // (B, H, W, D)
+	s.Release(m)
+	return s.Keep(s.Add(x, m2))
+}
+
+// attention is attn(norm1(x)) on x (B, H, W, D): (B, H, W, D). The
+// windowed blocks pad after the LayerNorm (padded tokens are zeros: their k
+// and v are the qkv bias, and they take part in attention unmasked) and
+// drop the padding after the projection.
+func (blk *vitBlock) attention(b nn.Backend, x nn.Tensor) nn.Tensor {
+	s := nn.NewScope(b)
+	defer s.Close()
 	sh := x.Shape()
 	B, H, W, D := sh[0], sh[1], sh[2], sh[3]
-
-	h := blk.norm1.forward(b, x)
-	var tokens nn.Tensor
-	gh, gw := H, W
+	h := blk.norm1.forward(s, x)
+	tokens, gh, gw := s.Reshape(h, B, H*W, D), H, W // (B, H·W, D)
 	if blk.window > 0 {
-		// Pad after the LayerNorm (padded tokens are zeros: their k and v
-		// are the qkv bias, and they take part in attention unmasked).
-		tokens = b.WindowPartition(h, blk.window) // (B·nWin, win², D)
-		b.Release(h)
-		gh, gw = blk.window, blk.window
-	} else {
-		tokens = view(b, h, B, H*W, D) // (B, H·W, D)
+		tokens, gh, gw = s.WindowPartition(h, blk.window), blk.window, blk.window // (B·nWin, win², D)
 	}
-	qkv := blk.qkv.forward(b, tokens, nn.ActNone) // (B', N, 3D)
-	b.Release(tokens)
+	s.Release(h)
+	qkv := blk.qkv.forward(s, tokens, nn.ActNone) // (B', N, 3D): [q | k | v]
+	s.Release(tokens)
 	var rel *nn.RelPos
 	if blk.relH != nil {
 		rel = &nn.RelPos{H: blk.relH, W: blk.relW, QH: gh, QW: gw}
 	}
-	a := b.AttentionQKV(qkv, blk.heads, rel) // (B', N, D)
-	b.Release(qkv)
-	a2 := blk.proj.forward(b, a, nn.ActNone)
-	b.Release(a)
+	o := s.AttentionQKV(qkv, blk.heads, rel) // (B', N, D)
+	s.Release(qkv)
+	a := blk.proj.forward(s, o, nn.ActNone)
+	s.Release(o)
 	if blk.window > 0 {
-		a = b.WindowUnpartition(a2, blk.window, H, W) // (B, H, W, D)
-		b.Release(a2)
-	} else {
-		a = view(b, a2, B, H, W, D)
+		return s.Keep(s.WindowUnpartition(a, blk.window, H, W)) // (B, H, W, D)
 	}
-
-	x, h = b.AddLayerNorm(x, a, blk.norm2.w, blk.norm2.b, blk.norm2.eps) // x + attn, norm2(x + attn)
-	b.Release(a)
-	m := blk.lin1.forward(b, h, nn.ActGELU) // (B, H, W, mlp)
-	b.Release(h)
-	m2 := blk.lin2.forward(b, m, nn.ActNone)
-	b.Release(m)
-	out := b.Add(x, m2)
-	b.Release(x, m2)
-	return out
+	return s.Keep(s.Reshape(a, B, H, W, D))
 }

@@ -52,18 +52,16 @@ func newMaskDecoder(w *weights, cfg *Config) *maskDecoder {
 
 // runMLP is the decoder's MLP: ReLU after every layer but the last.
 func runMLP(b nn.Backend, layers []linear, x nn.Tensor) nn.Tensor {
+	s := nn.NewScope(b)
+	defer s.Close()
 	for i, l := range layers {
 		act := nn.ActReLU
 		if i == len(layers)-1 {
 			act = nn.ActNone
 		}
-		y := l.forward(b, x, act)
-		if i > 0 {
-			b.Release(x)
-		}
-		x = y
+		x = l.forward(s, x, act)
 	}
-	return x
+	return s.Keep(x)
 }
 
 // forward predicts masks for B prompts sharing one image embedding.
@@ -78,54 +76,40 @@ func runMLP(b nn.Backend, layers []linear, x nn.Tensor) nn.Tensor {
 // features under the reference fixtures' names. Cancellation is checked
 // between the transformer's layers and before the upscaling.
 func (d *maskDecoder) forward(ctx context.Context, b nn.Backend, embedding, densePE, sparse, dense, noMask nn.Tensor, g int, trace func(string, nn.Tensor)) (masks, iou nn.Tensor, err error) {
+	s := nn.NewScope(b)
+	defer s.Close()
 	B := sparse.Shape()[0]
 	C := d.C
 
 	// tokens = [iou_token, mask_tokens, sparse]: (B, 1+T+N, C).
-	out := b.Repeat(d.outTokens, B) // (B, 1+T, C)
-	tokens := b.Concat(1, out, sparse)
-	b.Release(out)
+	tokens := s.Concat(1, s.Repeat(d.outTokens, B), sparse)
 
-	// src = repeat_interleave(embedding, B) + dense: (B, g·g, C).
-	rep := b.Repeat(embedding, B) // (1, g·g, C) → (B, g·g, C)
-	var src nn.Tensor
-	if dense != nil {
-		src = b.Add(rep, dense)
-	} else {
-		src = b.Add(rep, noMask) // no_mask_embed broadcast over batch and tokens
+	// src = repeat_interleave(embedding, B) + dense: (B, g·g, C); without a
+	// mask input no_mask_embed broadcast over batch and tokens.
+	if dense == nil {
+		dense = noMask
 	}
-	b.Release(rep)
+	rep := s.Repeat(embedding, B) // (1, g·g, C) → (B, g·g, C)
+	src := s.Add(rep, dense)
+	s.Done(rep)
 
-	hs, keys, err := d.transformer.forward(ctx, b, src, densePE, tokens)
-	b.Release(tokens)
-	if keys != src {
-		b.Release(src)
-	}
+	hs, keys, err := d.transformer.forward(ctx, s, src, densePE, tokens)
 	if err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {
-		b.Release(hs, keys)
 		return nil, nil, err
+	}
+	if keys != src {
+		s.Done(src)
 	}
 	if trace != nil {
 		trace("transformer_queries", hs)
 		trace("transformer_keys", keys)
 	}
-
-	// Upscale the image tokens: (B, g, g, C) → (B, 2g, 2g, C/4) → (B, 4g, 4g, C/8).
-	x := view(b, keys, B, g, g, C)
-	u1 := b.ConvTranspose2D(x, d.up1W, d.up1B, 2)
-	b.Release(x)
-	u1n := d.upNorm.forward(b, u1)
-	b.Release(u1)
-	u1a := b.Activation(u1n, nn.ActGELU)
-	b.Release(u1n)
-	u2 := b.ConvTranspose2D(u1a, d.up2W, d.up2B, 2)
-	b.Release(u1a)
-	up := b.Activation(u2, nn.ActGELU)
-	b.Release(u2)
-	upTokens := view(b, up, B, 16*g*g, C/8) // (B, 4g·4g, C/8)
+	x := s.Reshape(keys, B, g, g, C)
+	s.Done(keys)                // x holds the data
+	upTokens := d.upscale(s, x) // (B, 4g·4g, C/8)
 	if trace != nil {
 		trace("upscaled", upTokens)
 	}
@@ -133,21 +117,29 @@ func (d *maskDecoder) forward(ctx context.Context, b nn.Backend, embedding, dens
 	// Hypernetworks: mask token i → (B, 1, C/8); stacked (B, T, C/8).
 	hyperOut := make([]nn.Tensor, d.T)
 	for i := range d.T {
-		tok := b.Slice(hs, 1, 1+i, 2+i) // (B, 1, C)
-		hyperOut[i] = runMLP(b, d.hyper[i], tok)
-		b.Release(tok)
+		hyperOut[i] = runMLP(s, d.hyper[i], s.Slice(hs, 1, 1+i, 2+i))
 	}
-	hyperIn := b.Concat(1, hyperOut...)
-	b.Release(hyperOut...)
-	m := b.MatMulT(hyperIn, upTokens) // (B, T, 16g²)
-	b.Release(hyperIn, upTokens)
-	masks = view(b, m, B, d.T, 4*g, 4*g)
-
-	iouTok := b.Slice(hs, 1, 0, 1) // (B, 1, C)
-	iouOut := runMLP(b, d.iouHead, iouTok)
-	b.Release(iouTok, hs)
-	iou = view(b, iouOut, B, d.T)
+	m := s.MatMulT(s.Concat(1, hyperOut...), upTokens) // (B, T, 16g²)
+	masks = s.Keep(s.Reshape(m, B, d.T, 4*g, 4*g))
+	iou = s.Keep(s.Reshape(runMLP(s, d.iouHead, s.Slice(hs, 1, 0, 1)), B, d.T)) // from the iou token
 	return masks, iou, nil
+}
+
+// upscale is output_upscaling on the image tokens x (B, g, g, C), which
+// it frees when done with (x must be b's: b is the caller's scope):
+// ConvT 2×2/2 → LayerNorm2d → GELU → ConvT 2×2/2 → GELU, (B, 2g, 2g, C/4)
+// then (B, 4g, 4g, C/8), returned as tokens (B, 16g², C/8). The maps grow
+// 2× per step, so each is freed as soon as the next exists.
+func (d *maskDecoder) upscale(b *nn.Scope, x nn.Tensor) nn.Tensor {
+	sh := x.Shape()
+	B, g, C := sh[0], sh[1], sh[3]
+	then := func(prev, next nn.Tensor) nn.Tensor { b.Done(prev); return next }
+	u := then(x, b.ConvTranspose2D(x, d.up1W, d.up1B, 2))
+	u = then(u, d.upNorm.forward(b, u))
+	u = then(u, b.Activation(u, nn.ActGELU))
+	u = then(u, b.ConvTranspose2D(u, d.up2W, d.up2B, 2))
+	u = then(u, b.Activation(u, nn.ActGELU))
+	return b.Reshape(u, B, 16*g*g, C/8)
 }
 
 // selectOutputs keeps masks 1..T−1 (multimask) or mask 0, as MaskDecoder.forward.

@@ -43,14 +43,14 @@ func newAttention(w *weights, prefix string, heads int) *attention {
 
 // forward: q (B, Nq, C), k and v (B, Nk, C) → (B, Nq, C). Scale 1/√head_dim.
 func (a *attention) forward(b nn.Backend, q, k, v nn.Tensor) nn.Tensor {
-	qp := a.q.forward(b, q, nn.ActNone)
-	kp := a.k.forward(b, k, nn.ActNone)
-	vp := a.v.forward(b, v, nn.ActNone)
-	o := b.Attention(qp, kp, vp, a.heads, nil)
-	b.Release(qp, kp, vp)
-	out := a.out.forward(b, o, nn.ActNone)
-	b.Release(o)
-	return out
+	s := nn.NewScope(b)
+	defer s.Close()
+	qp := a.q.forward(s, q, nn.ActNone)
+	kp := a.k.forward(s, k, nn.ActNone)
+	vp := a.v.forward(s, v, nn.ActNone)
+	o := s.Attention(qp, kp, vp, a.heads, nil)
+	s.Done(qp, kp, vp) // before the projection: image-sized in the cross attentions
+	return s.Keep(a.out.forward(s, o, nn.ActNone))
 }
 
 func newTwoWayTransformer(w *weights, cfg *Config) *twoWayTransformer {
@@ -83,80 +83,60 @@ func newTwoWayTransformer(w *weights, cfg *Config) *twoWayTransformer {
 // A cancelled ctx stops it between layers with ctx's error (and nothing
 // returned).
 func (t *twoWayTransformer) forward(ctx context.Context, b nn.Backend, image, imagePE, tokens nn.Tensor) (queries, keys nn.Tensor, err error) {
+	s := nn.NewScope(b)
+	defer s.Close()
 	queries, keys = tokens, image
-	// drop releases what the layers made (not the inputs).
-	drop := func() {
-		if queries != tokens {
-			b.Release(queries)
-		}
-		if keys != image {
-			b.Release(keys)
-		}
-	}
 	for _, l := range t.layers {
 		if err := ctx.Err(); err != nil {
-			drop()
 			return nil, nil, err
 		}
-		q2, k2 := l.forward(b, queries, keys, tokens, imagePE)
-		drop()
-		queries, keys = q2, k2
+		q, k := l.forward(s, queries, keys, tokens, imagePE)
+		s.Done(queries, keys) // the previous layer's (not the inputs)
+		queries, keys = q, k
 	}
 	if err := ctx.Err(); err != nil {
-		drop()
 		return nil, nil, err
 	}
 	// Final token → image attention.
-	q := b.Add(queries, tokens)
-	k := b.Add(keys, imagePE)
-	a := t.final.forward(b, q, k, keys)
-	b.Release(q, k)
-	out := t.normFinal.addForward(b, queries, a)
-	b.Release(a)
-	if queries != tokens {
-		b.Release(queries)
-	}
-	return out, keys, nil
+	k := s.Add(keys, imagePE)
+	a := t.final.forward(s, s.Add(queries, tokens), k, keys)
+	s.Done(k)
+	return s.Keep(t.normFinal.addForward(s, queries, a)), s.Keep(keys), nil
 }
 
-// forward runs one block. queryPE is the original token tensor, keyPE the
-// image PE; both are added before every attention but never to values.
+// forward runs one block (TwoWayAttentionBlock). queryPE is the original
+// token tensor, keyPE the image PE; both are added before every attention
+// but never to values. Tokens are a few KiB; the image-sized tensors
+// (B, HW, C) are freed at their last use.
 func (l *twoWayBlock) forward(b nn.Backend, queries, keys, queryPE, keyPE nn.Tensor) (nn.Tensor, nn.Tensor) {
+	s := nn.NewScope(b)
+	defer s.Close()
+	// residual is norm(x + y), x and y freed (the inputs excepted).
+	residual := func(n norm, x, y nn.Tensor) nn.Tensor {
+		out := n.addForward(s, x, y)
+		s.Done(x, y)
+		return out
+	}
 	// (1) Self-attention. Layer 0 has neither PE nor residual.
 	if l.skipFirstPE {
-		a := l.selfAttn.forward(b, queries, queries, queries)
-		queries = l.norm1.forward(b, a)
-		b.Release(a)
+		queries = l.norm1.forward(s, l.selfAttn.forward(s, queries, queries, queries))
 	} else {
-		q := b.Add(queries, queryPE)
-		a := l.selfAttn.forward(b, q, q, queries)
-		b.Release(q)
-		queries = l.norm1.addForward(b, queries, a)
-		b.Release(a)
+		q := s.Add(queries, queryPE)
+		queries = residual(l.norm1, queries, l.selfAttn.forward(s, q, q, queries))
 	}
 
 	// (2) Tokens attend to the image.
-	q := b.Add(queries, queryPE)
-	k := b.Add(keys, keyPE)
-	a := l.t2i.forward(b, q, k, keys)
-	b.Release(q)
-	q2 := l.norm2.addForward(b, queries, a)
-	b.Release(a, queries)
-	queries = q2
+	k := s.Add(keys, keyPE) // (B, HW, C), also the keys of (4)
+	queries = residual(l.norm2, queries, l.t2i.forward(s, s.Add(queries, queryPE), k, keys))
 
 	// (3) MLP on the tokens.
-	m := l.lin1.forward(b, queries, nn.ActReLU)
-	m2 := l.lin2.forward(b, m, nn.ActNone)
-	b.Release(m)
-	q3 := l.norm3.addForward(b, queries, m2)
-	b.Release(m2, queries)
-	queries = q3
+	h := l.lin1.forward(s, queries, nn.ActReLU) // (B, T, mlp)
+	m := l.lin2.forward(s, h, nn.ActNone)
+	s.Done(h)
+	queries = residual(l.norm3, queries, m)
 
 	// (4) The image attends to the tokens.
-	q = b.Add(queries, queryPE)
-	a = l.i2t.forward(b, k, q, queries)
-	b.Release(q, k)
-	keys = l.norm4.addForward(b, keys, a)
-	b.Release(a)
-	return queries, keys
+	a := l.i2t.forward(s, k, s.Add(queries, queryPE), queries) // (B, HW, C)
+	s.Done(k)
+	return s.Keep(queries), s.Keep(residual(l.norm4, keys, a))
 }

@@ -53,6 +53,19 @@ func (s *Scope) Close() {
 	s.owned = nil
 }
 
+// Done releases, now, those of ts that this scope's ops returned and that
+// it still holds (their last use: freeing them before the scope ends keeps
+// a graph's peak memory where it was); the scope's inputs and what it
+// kept or released already are left alone, so a loop can hand its
+// previous value to Done whether that is the input or an intermediate.
+func (s *Scope) Done(ts ...Tensor) {
+	for _, t := range ts {
+		if s.forget(t) {
+			s.root.Release(t)
+		}
+	}
+}
+
 // Root is the backend the scope's ops run on.
 func (s *Scope) Root() Backend { return s.root }
 

@@ -39,6 +39,26 @@ func TestScope(t *testing.T) {
 	require.Equal(t, base+2*2*4, b.MemoryInUse())
 }
 
+// TestScopeDone: Done frees the scope's own tensors at once and leaves
+// its inputs, and tensors it no longer holds, alone.
+func TestScopeDone(t *testing.T) {
+	b := cpu.New()
+	x := b.Upload([]float32{1, -2, 3}, 3)
+	base := b.MemoryInUse()
+	s := nn.NewScope(b)
+	h := s.Activation(x, nn.ActReLU)
+	require.Equal(t, base+3*4, b.MemoryInUse())
+	s.Done(x, h) // x is an input: kept; h is freed now
+	require.Equal(t, base, b.MemoryInUse())
+	require.Equal(t, []float32{1, -2, 3}, b.Download(x))
+	k := s.Keep(s.Activation(x, nn.ActReLU))
+	s.Done(k) // kept: no longer the scope's
+	s.Close()
+	require.Equal(t, []float32{1, 0, 3}, b.Download(k))
+	b.Release(k)
+	require.Equal(t, base, b.MemoryInUse())
+}
+
 // TestScopeMarksRanges: a scope forwards profiler ranges to its root.
 func TestScopeMarksRanges(t *testing.T) {
 	m := &marking{Backend: cpu.New()}
