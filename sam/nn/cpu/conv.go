@@ -63,11 +63,7 @@ func (b *Backend) depthwise(x *Tensor, w []float32, k int, bias []float32, p nn.
 						if ix < 0 || ix >= W {
 							continue
 						}
-						xi := in[ix*C : (ix+1)*C]
-						o := row[j*C : (j+1)*C]
-						for c, wv := range wk {
-							o[c] += xi[c] * wv
-						}
+						mulAdd(row[j*C:(j+1)*C], in[ix*C:(ix+1)*C], wk)
 					}
 				}
 			}

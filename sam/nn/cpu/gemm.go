@@ -64,9 +64,7 @@ func biasAct(out []float32, n, lo, hi int, bias []float32, act nn.Act) {
 	for r := lo; r < hi; r++ {
 		row := out[r*n : (r+1)*n]
 		if bias != nil {
-			for j, v := range bias[:n] {
-				row[j] += v
-			}
+			addInto(row, bias)
 		}
 		applyAct(row, act)
 	}
