@@ -54,21 +54,28 @@ func (b *Backend) layerNorm(x, w, bias []float32, eps float32, act nn.Act, out [
 	b.parallelFor(rows, grain((6+actCost(act))*C), func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, or := x[r*C:(r+1)*C], out[r*C:(r+1)*C]
-			var sum float64
-			for _, v := range xr {
-				sum += float64(v)
-			}
-			mean := sum / float64(C)
-			var ss float64
-			for _, v := range xr {
-				d := float64(v) - mean
-				ss += d * d
-			}
-			rstd := 1 / math.Sqrt(ss/float64(C)+float64(eps))
-			for c, v := range xr {
-				or[c] = float32((float64(v)-mean)*rstd)*w[c] + bias[c]
-			}
+			layerNormRow(or, xr, w, bias, eps)
 			applyAct(or, act)
 		}
 	})
+}
+
+// layerNormRowGo is one row of layerNorm in scalar Go: statistics and
+// normalisation in float64.
+func layerNormRowGo(or, xr, w, bias []float32, eps float32) {
+	C := len(xr)
+	var sum float64
+	for _, v := range xr {
+		sum += float64(v)
+	}
+	mean := sum / float64(C)
+	var ss float64
+	for _, v := range xr {
+		d := float64(v) - mean
+		ss += d * d
+	}
+	rstd := 1 / math.Sqrt(ss/float64(C)+float64(eps))
+	for c, v := range xr {
+		or[c] = float32((float64(v)-mean)*rstd)*w[c] + bias[c]
+	}
 }
