@@ -262,7 +262,7 @@ func rowMax(row []float32) float32 {
 
 // expRow replaces the logits s by exp(s − m) (m their maximum) and returns
 // 1/Σ exp(s − m), the sum accumulated in float64: the softmax's
-// numerators and normaliser (expSubSum: AVX-512 where the CPU has it).
+// numerators and normaliser (expSubSum: AVX-512 or AVX2 where the CPU has them).
 func expRow(s []float32, m float32) float32 { return float32(1 / expSubSum(s, m)) }
 
 // expSubSumGo is expSubSum in Go, with expPoly.
