@@ -1,6 +1,7 @@
 package sam
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,28 +12,48 @@ import (
 )
 
 // Config holds every hyper-parameter of a SAM model. The official presets are
-// VitB, VitL and VitH; other sizes come from a JSON file (ReadConfig) and/or
-// from the tensor shapes of a checkpoint (InferConfig).
+// VitB, VitL, VitH and VitT (MobileSAM); other sizes come from a JSON file
+// (ReadConfig) and/or from the tensor shapes of a checkpoint (InferConfig).
+//
+// The image encoder is one of a family (EncoderType): SAM's ViT
+// (ImageEncoderViT, the Encoder* fields) or MobileSAM's TinyViT (the
+// TinyViT fields). The fields of the other family are zero. ImgSize,
+// PatchSize, InChans, NeckLayerNorm2dEps, EncoderLayerNormEps and
+// PromptEmbedDim (the neck's output width) belong to every encoder.
 type Config struct {
 	Name string `json:"name"`
 
-	// Image encoder (ImageEncoderViT). HasImageEncoder is false for
-	// decoder-only checkpoints; such a model needs embeddings from elsewhere.
-	HasImageEncoder          bool    `json:"has_image_encoder"`
-	ImgSize                  int     `json:"img_size"` // S: the padded square input
-	PatchSize                int     `json:"patch_size"`
-	InChans                  int     `json:"in_chans"`
-	EncoderEmbedDim          int     `json:"encoder_embed_dim"`
-	EncoderDepth             int     `json:"encoder_depth"`
-	EncoderNumHeads          int     `json:"encoder_num_heads"`
-	EncoderMLPDim            int     `json:"encoder_mlp_dim"`
-	EncoderWindowSize        int     `json:"encoder_window_size"`
-	EncoderGlobalAttnIndexes []int   `json:"encoder_global_attn_indexes"`
-	EncoderQKVBias           bool    `json:"encoder_qkv_bias"`
-	EncoderUseAbsPos         bool    `json:"encoder_use_abs_pos"`
-	EncoderUseRelPos         bool    `json:"encoder_use_rel_pos"`
-	EncoderLayerNormEps      float32 `json:"encoder_layer_norm_eps"`
-	NeckLayerNorm2dEps       float32 `json:"neck_layer_norm2d_eps"`
+	// Image encoder. HasImageEncoder is false for decoder-only checkpoints;
+	// such a model needs embeddings from elsewhere.
+	HasImageEncoder bool `json:"has_image_encoder"`
+	// EncoderType is EncoderViT ("vit"; "" means the same) or
+	// EncoderTinyViT ("tiny_vit").
+	EncoderType string `json:"encoder_type"`
+	ImgSize     int    `json:"img_size"` // S: the padded square input
+	// PatchSize is the encoder's total stride S/g: the ViT's patch size; for
+	// TinyViT 4 (the patch embedding's two stride-2 convs) times the
+	// patch-merging strides (16 for MobileSAM).
+	PatchSize int `json:"patch_size"`
+	InChans   int `json:"in_chans"`
+
+	// ViT (ImageEncoderViT).
+	EncoderEmbedDim          int   `json:"encoder_embed_dim"`
+	EncoderDepth             int   `json:"encoder_depth"`
+	EncoderNumHeads          int   `json:"encoder_num_heads"`
+	EncoderMLPDim            int   `json:"encoder_mlp_dim"`
+	EncoderWindowSize        int   `json:"encoder_window_size"`
+	EncoderGlobalAttnIndexes []int `json:"encoder_global_attn_indexes"`
+	EncoderQKVBias           bool  `json:"encoder_qkv_bias"`
+	EncoderUseAbsPos         bool  `json:"encoder_use_abs_pos"`
+	EncoderUseRelPos         bool  `json:"encoder_use_rel_pos"`
+
+	// TinyViT (MobileSAM's mobile_sam/modeling/tiny_vit_sam.py).
+	TinyViT TinyViTConfig `json:"tiny_vit,omitzero"`
+
+	// Every encoder: its LayerNorms' eps (ViT 1e-6 as build_sam sets it;
+	// TinyViT nn.LayerNorm's 1e-5) and the neck's LayerNorm2d eps.
+	EncoderLayerNormEps float32 `json:"encoder_layer_norm_eps"`
+	NeckLayerNorm2dEps  float32 `json:"neck_layer_norm2d_eps"`
 
 	// Prompt encoder. PromptEmbedDim (C) is also the encoder's out_chans.
 	PromptEmbedDim       int     `json:"prompt_embed_dim"`
@@ -57,6 +78,96 @@ type Config struct {
 	MaskThreshold float32    `json:"mask_threshold"`
 }
 
+// The encoder families (Config.EncoderType).
+const (
+	EncoderViT     = "vit"      // SAM's ImageEncoderViT
+	EncoderTinyViT = "tiny_vit" // MobileSAM's TinyViT
+)
+
+// IsTinyViT reports whether the image encoder is TinyViT.
+func (c *Config) IsTinyViT() bool { return c.EncoderType == EncoderTinyViT }
+
+// TinyViTConfig holds TinyViT's hyper-parameters, named as the arguments of
+// TinyViT(...) in tiny_vit_sam.py (img_size is Config.ImgSize). Stage 0 is a
+// ConvLayer of MBConv blocks, stages 1… BasicLayers of TinyViTBlocks; a
+// PatchMerging follows every stage but the last. NumHeads[0] and
+// WindowSizes[0] are not used (stage 0 has no attention) but kept as the
+// official builder passes them.
+type TinyViTConfig struct {
+	EmbedDims         []int   `json:"embed_dims"`
+	Depths            []int   `json:"depths"`
+	NumHeads          []int   `json:"num_heads"`
+	WindowSizes       []int   `json:"window_sizes"`
+	MLPRatio          float64 `json:"mlp_ratio"`
+	MBConvExpandRatio float64 `json:"mbconv_expand_ratio"`
+	LocalConvSize     int     `json:"local_conv_size"`
+	// PatchMergingStrides are the strides of the PatchMergings' depthwise
+	// convs, one per stage but the last. The official code hard-codes them
+	// (PatchMerging: 1 when out_dim is 320, 448 or 576, else 2); a config
+	// may set them (a reduced test model), and they are always filled in.
+	PatchMergingStrides []int `json:"patch_merging_strides"`
+}
+
+// officialMergingStride is PatchMerging's rule in tiny_vit_sam.py: stride
+// 1 when out_dim is 320, 448 or 576 (the last merge of every released
+// TinyViT), else 2.
+func officialMergingStride(outDim int) int {
+	if outDim == 320 || outDim == 448 || outDim == 576 {
+		return 1
+	}
+	return 2
+}
+
+// officialMergingStrides applies officialMergingStride to every merge of
+// a TinyViT with these stage widths.
+func officialMergingStrides(dims []int) []int {
+	var s []int
+	for i := 1; i < len(dims); i++ {
+		s = append(s, officialMergingStride(dims[i]))
+	}
+	return s
+}
+
+// Stride is TinyViT's total stride: 4 (the patch embedding) times the
+// merging strides.
+func (t *TinyViTConfig) Stride() int {
+	s := 4
+	for _, m := range t.PatchMergingStrides {
+		s *= m
+	}
+	return s
+}
+
+// Resolutions are the side of each stage's feature map for an S×S input:
+// S/4 at stage 0, then divided by each merging stride (the official
+// input_resolution; Validate makes S a multiple of Stride, so the convs'
+// ceil and the official floor agree).
+func (t *TinyViTConfig) Resolutions(S int) []int {
+	r := []int{S / 4}
+	for _, m := range t.PatchMergingStrides {
+		r = append(r, r[len(r)-1]/m)
+	}
+	return r
+}
+
+// MLPHidden is stage i's MLP width, int(dim·mlp_ratio) as Mlp is built.
+func (t *TinyViTConfig) MLPHidden(i int) int { return int(float64(t.EmbedDims[i]) * t.MLPRatio) }
+
+// MBConvHidden is MBConv's hidden width, int(dim·expand_ratio).
+func (t *TinyViTConfig) MBConvHidden() int {
+	return int(float64(t.EmbedDims[0]) * t.MBConvExpandRatio)
+}
+
+// clone returns a deep copy (the slices too).
+func (t TinyViTConfig) clone() TinyViTConfig {
+	t.EmbedDims = slices.Clone(t.EmbedDims)
+	t.Depths = slices.Clone(t.Depths)
+	t.NumHeads = slices.Clone(t.NumHeads)
+	t.WindowSizes = slices.Clone(t.WindowSizes)
+	t.PatchMergingStrides = slices.Clone(t.PatchMergingStrides)
+	return t
+}
+
 // GridSize is g: the image embedding is g×g tokens.
 func (c *Config) GridSize() int { return c.ImgSize / c.PatchSize }
 
@@ -78,6 +189,7 @@ func (c *Config) IsGlobal(i int) bool {
 func base() Config {
 	return Config{
 		HasImageEncoder:                true,
+		EncoderType:                    EncoderViT,
 		ImgSize:                        1024,
 		PatchSize:                      16,
 		InChans:                        3,
@@ -114,15 +226,50 @@ func preset(name string, dim, depth, heads int, global []int) Config {
 	return c
 }
 
-// The official presets (build_sam.py: build_sam_vit_b / _l / _h).
+// tinyViTPreset is a SAM with a TinyViT encoder (mobile_sam/build_sam.py,
+// build_sam_vit_t): SAM's prompt encoder and mask decoder unchanged.
+func tinyViTPreset(name string, t TinyViTConfig) Config {
+	c := base()
+	c.Name = name
+	c.EncoderType = EncoderTinyViT
+	c.clearViT()
+	c.EncoderLayerNormEps = 1e-5 // nn.LayerNorm's default
+	c.TinyViT = t
+	c.PatchSize = t.Stride()
+	return c
+}
+
+// clearViT zeroes the ViT-only fields.
+func (c *Config) clearViT() {
+	c.EncoderEmbedDim, c.EncoderDepth, c.EncoderNumHeads, c.EncoderMLPDim, c.EncoderWindowSize = 0, 0, 0, 0, 0
+	c.EncoderGlobalAttnIndexes = nil
+	c.EncoderQKVBias, c.EncoderUseAbsPos, c.EncoderUseRelPos = false, false, false
+}
+
+// The official presets (build_sam.py: build_sam_vit_b / _l / _h; MobileSAM's
+// build_sam_vit_t, TinyViT-5M).
 var (
 	VitB = preset("vit_b", 768, 12, 12, []int{2, 5, 8, 11})
 	VitL = preset("vit_l", 1024, 24, 16, []int{5, 11, 17, 23})
 	VitH = preset("vit_h", 1280, 32, 16, []int{7, 15, 23, 31})
+	VitT = tinyViTPreset("vit_t", TinyViTConfig{
+		EmbedDims:           []int{64, 128, 160, 320},
+		Depths:              []int{2, 2, 6, 2},
+		NumHeads:            []int{2, 4, 5, 10},
+		WindowSizes:         []int{7, 7, 14, 7},
+		MLPRatio:            4,
+		MBConvExpandRatio:   4,
+		LocalConvSize:       3,
+		PatchMergingStrides: officialMergingStrides([]int{64, 128, 160, 320}), // 2, 2, 1
+	})
 )
 
-// Preset returns an official preset by name (vit_b, vit_l, vit_h; "b", "l",
-// "h" and "vit-b" spellings accepted).
+// PresetNames lists the official presets Preset knows.
+var PresetNames = []string{"vit_b", "vit_l", "vit_h", "vit_t"}
+
+// Preset returns an official preset by name (vit_b, vit_l, vit_h, vit_t;
+// "b", "l", "h", "t" and "vit-b" spellings accepted; "mobile_sam" is
+// vit_t).
 func Preset(name string) (Config, bool) {
 	n := strings.ToLower(strings.ReplaceAll(name, "-", "_"))
 	n = strings.TrimPrefix(n, "vit_")
@@ -134,10 +281,13 @@ func Preset(name string) (Config, bool) {
 		c = VitL
 	case "h":
 		c = VitH
+	case "t", "mobile_sam", "mobilesam":
+		c = VitT
 	default:
 		return Config{}, false
 	}
 	c.EncoderGlobalAttnIndexes = slices.Clone(c.EncoderGlobalAttnIndexes)
+	c.TinyViT = c.TinyViT.clone()
 	return c, true
 }
 
@@ -155,10 +305,26 @@ func (c *Config) Validate() error {
 	if c.PromptEmbedDim <= 0 || c.PromptEmbedDim%8 != 0 {
 		return bad("prompt_embed_dim %d must be a positive multiple of 8", c.PromptEmbedDim)
 	}
-	if c.HasImageEncoder {
-		if c.InChans != 3 {
-			return bad("in_chans %d: only RGB (3) images are supported", c.InChans)
+	switch c.EncoderType {
+	case "", EncoderViT:
+		if !reflect.ValueOf(c.TinyViT).IsZero() {
+			return bad("tiny_vit hyper-parameters set, but encoder_type is %q (want %q)", c.EncoderType, EncoderTinyViT)
 		}
+	case EncoderTinyViT:
+		if !c.HasImageEncoder {
+			return bad("encoder_type %q without an image encoder", c.EncoderType)
+		}
+	default:
+		return bad("encoder_type %q: want %q or %q", c.EncoderType, EncoderViT, EncoderTinyViT)
+	}
+	if c.HasImageEncoder && c.InChans != 3 {
+		return bad("in_chans %d: only RGB (3) images are supported", c.InChans)
+	}
+	if c.IsTinyViT() {
+		if err := c.validateTinyViT(); err != nil {
+			return err
+		}
+	} else if c.HasImageEncoder {
 		if c.EncoderEmbedDim <= 0 || c.EncoderDepth <= 0 || c.EncoderNumHeads <= 0 || c.EncoderEmbedDim%c.EncoderNumHeads != 0 {
 			return bad("encoder embed dim %d / heads %d / depth %d", c.EncoderEmbedDim, c.EncoderNumHeads, c.EncoderDepth)
 		}
@@ -173,6 +339,9 @@ func (c *Config) Validate() error {
 				return bad("global attention index %d outside depth %d", i, c.EncoderDepth)
 			}
 		}
+	}
+	if c.HasImageEncoder && !(c.EncoderLayerNormEps > 0 && c.NeckLayerNorm2dEps > 0) {
+		return bad("encoder layer-norm eps %g, neck eps %g: want > 0", c.EncoderLayerNormEps, c.NeckLayerNorm2dEps)
 	}
 	if c.DecoderNumHeads <= 0 || c.DecoderAttentionDownsampleRate <= 0 ||
 		c.PromptEmbedDim%c.DecoderNumHeads != 0 ||
@@ -194,61 +363,153 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// validateTinyViT checks a tiny_vit config: list lengths, widths that the
+// heads divide, odd local convs, ViT fields zero, and an input size that
+// every stage divides exactly (so the convs' output sizes are the official
+// input_resolution).
+func (c *Config) validateTinyViT() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: tiny_vit: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if c.EncoderEmbedDim != 0 || c.EncoderDepth != 0 || c.EncoderNumHeads != 0 || c.EncoderMLPDim != 0 || c.EncoderWindowSize != 0 ||
+		len(c.EncoderGlobalAttnIndexes) != 0 || c.EncoderQKVBias || c.EncoderUseAbsPos || c.EncoderUseRelPos {
+		return bad("the ViT fields (encoder_embed_dim, encoder_depth, …) must be zero for encoder_type %q", EncoderTinyViT)
+	}
+	t := &c.TinyViT
+	L := len(t.Depths)
+	if L == 0 {
+		return bad("depths is empty")
+	}
+	if len(t.EmbedDims) != L || len(t.NumHeads) != L || len(t.WindowSizes) != L {
+		return bad("embed_dims %v, depths %v, num_heads %v, window_sizes %v: want one value per stage", t.EmbedDims, t.Depths, t.NumHeads, t.WindowSizes)
+	}
+	if len(t.PatchMergingStrides) != L-1 {
+		return bad("patch_merging_strides %v: want %d (one per stage but the last)", t.PatchMergingStrides, L-1)
+	}
+	for i, d := range t.EmbedDims {
+		if d < 2 || t.Depths[i] < 0 {
+			return bad("stage %d: embed dim %d, depth %d", i, d, t.Depths[i])
+		}
+		if i == 0 || t.Depths[i] == 0 {
+			continue
+		}
+		if h := t.NumHeads[i]; h <= 0 || d%h != 0 {
+			return bad("stage %d: %d heads do not divide embed dim %d", i, h, d)
+		}
+		if t.WindowSizes[i] <= 0 {
+			return bad("stage %d: window size %d", i, t.WindowSizes[i])
+		}
+		if t.MLPHidden(i) <= 0 {
+			return bad("stage %d: mlp_ratio %g gives no hidden units", i, t.MLPRatio)
+		}
+	}
+	if t.Depths[0] > 0 && t.MBConvHidden() <= 0 {
+		return bad("mbconv_expand_ratio %g gives no hidden units", t.MBConvExpandRatio)
+	}
+	if k := t.LocalConvSize; k < 1 || k%2 == 0 {
+		return bad("local_conv_size %d: want odd ≥ 1 (the conv pads k/2 and keeps the size)", k)
+	}
+	for _, s := range t.PatchMergingStrides {
+		if s < 1 {
+			return bad("patch_merging_strides %v: want ≥ 1", t.PatchMergingStrides)
+		}
+	}
+	if c.PatchSize != t.Stride() {
+		return bad("patch_size %d: TinyViT's total stride is %d (4 × patch_merging_strides %v)", c.PatchSize, t.Stride(), t.PatchMergingStrides)
+	}
+	return nil
+}
+
 // jsonConfig lists every key a config file may use. It accepts the fixtures'
 // config.json as written, the shorter spelling of the demo model's
 // config.json, and the official builder's argument names.
 type jsonConfig struct {
-	Name                     *string    `json:"name"`
-	HasImageEncoder          *bool      `json:"has_image_encoder"`
-	ImgSize                  *int       `json:"img_size"`
-	ImageSize                *int       `json:"image_size"`
-	PatchSize                *int       `json:"patch_size"`
-	InChans                  *int       `json:"in_chans"`
-	EncoderEmbedDim          *int       `json:"encoder_embed_dim"`
-	EncoderDepth             *int       `json:"encoder_depth"`
-	EncoderNumHeads          *int       `json:"encoder_num_heads"`
-	EncoderHeadDim           *int       `json:"encoder_head_dim"`
-	EncoderMLPDim            *int       `json:"encoder_mlp_dim"`
-	EncoderMLPRatio          *float64   `json:"encoder_mlp_ratio"`
-	MLPRatio                 *float64   `json:"mlp_ratio"`
-	EncoderWindowSize        *int       `json:"encoder_window_size"`
-	EncoderGlobalAttnIndexes *[]int     `json:"encoder_global_attn_indexes"`
-	EncoderQKVBias           *bool      `json:"encoder_qkv_bias"`
-	EncoderUseAbsPos         *bool      `json:"encoder_use_abs_pos"`
-	EncoderUseRelPos         *bool      `json:"encoder_use_rel_pos"`
-	EncoderLayerNormEps      *float32   `json:"encoder_layer_norm_eps"`
-	EncoderLayernormEps      *float32   `json:"encoder_layernorm_eps"`
-	EncoderAct               *string    `json:"encoder_act"`
-	OutChans                 *int       `json:"out_chans"`
-	NeckLayerNorm2dEps       *float32   `json:"neck_layer_norm2d_eps"`
-	PromptEmbedDim           *int       `json:"prompt_embed_dim"`
-	ImageEmbeddingSize       *[]int     `json:"image_embedding_size"`
-	InputImageSize           *[]int     `json:"input_image_size"`
-	MaskInputSize            *[]int     `json:"mask_input_size"`
-	MaskInChans              *int       `json:"mask_in_chans"`
-	PromptLayerNorm2dEps     *float32   `json:"prompt_layer_norm2d_eps"`
-	PromptMaskAct            *string    `json:"prompt_mask_act"`
-	PENumPosFeats            *int       `json:"pe_num_pos_feats"`
-	DecoderDepth             *int       `json:"decoder_depth"`
-	DecoderNumHeads          *int       `json:"decoder_num_heads"`
-	DecoderMLPDim            *int       `json:"decoder_mlp_dim"`
-	DecoderMLPAct            *string    `json:"decoder_mlp_act"`
-	DecoderDownsample        *int       `json:"decoder_attention_downsample_rate"`
-	AttentionDownsample      *int       `json:"attention_downsample_rate"`
-	DecoderSelfHeadDim       *int       `json:"decoder_self_attn_head_dim"`
-	DecoderCrossHeadDim      *int       `json:"decoder_cross_attn_head_dim"`
-	DecoderLayerNormEps      *float32   `json:"decoder_layer_norm_eps"`
-	NumMultimaskOutputs      *int       `json:"num_multimask_outputs"`
-	NumMaskTokens            *int       `json:"num_mask_tokens"`
-	IoUHeadDepth             *int       `json:"iou_head_depth"`
-	IoUHeadHiddenDim         *int       `json:"iou_head_hidden_dim"`
-	HypernetworkMLPDepth     *int       `json:"hypernetwork_mlp_depth"`
-	UpscalingLayerNorm2dEps  *float32   `json:"upscaling_layer_norm2d_eps"`
-	UpscalingAct             *string    `json:"upscaling_act"`
-	PixelMean                *[]float32 `json:"pixel_mean"`
-	PixelStd                 *[]float32 `json:"pixel_std"`
-	MaskThreshold            *float32   `json:"mask_threshold"`
-	ImageFormat              *string    `json:"image_format"`
+	Name                     *string      `json:"name"`
+	HasImageEncoder          *bool        `json:"has_image_encoder"`
+	ImgSize                  *int         `json:"img_size"`
+	ImageSize                *int         `json:"image_size"`
+	PatchSize                *int         `json:"patch_size"`
+	InChans                  *int         `json:"in_chans"`
+	EncoderEmbedDim          *int         `json:"encoder_embed_dim"`
+	EncoderDepth             *int         `json:"encoder_depth"`
+	EncoderNumHeads          *int         `json:"encoder_num_heads"`
+	EncoderHeadDim           *int         `json:"encoder_head_dim"`
+	EncoderMLPDim            *int         `json:"encoder_mlp_dim"`
+	EncoderMLPRatio          *float64     `json:"encoder_mlp_ratio"`
+	MLPRatio                 *float64     `json:"mlp_ratio"`
+	EncoderWindowSize        *int         `json:"encoder_window_size"`
+	EncoderGlobalAttnIndexes *[]int       `json:"encoder_global_attn_indexes"`
+	EncoderQKVBias           *bool        `json:"encoder_qkv_bias"`
+	EncoderUseAbsPos         *bool        `json:"encoder_use_abs_pos"`
+	EncoderUseRelPos         *bool        `json:"encoder_use_rel_pos"`
+	EncoderLayerNormEps      *float32     `json:"encoder_layer_norm_eps"`
+	EncoderLayernormEps      *float32     `json:"encoder_layernorm_eps"`
+	EncoderAct               *string      `json:"encoder_act"`
+	OutChans                 *int         `json:"out_chans"`
+	NeckLayerNorm2dEps       *float32     `json:"neck_layer_norm2d_eps"`
+	PromptEmbedDim           *int         `json:"prompt_embed_dim"`
+	ImageEmbeddingSize       *[]int       `json:"image_embedding_size"`
+	InputImageSize           *[]int       `json:"input_image_size"`
+	MaskInputSize            *[]int       `json:"mask_input_size"`
+	MaskInChans              *int         `json:"mask_in_chans"`
+	PromptLayerNorm2dEps     *float32     `json:"prompt_layer_norm2d_eps"`
+	PromptMaskAct            *string      `json:"prompt_mask_act"`
+	PENumPosFeats            *int         `json:"pe_num_pos_feats"`
+	DecoderDepth             *int         `json:"decoder_depth"`
+	DecoderNumHeads          *int         `json:"decoder_num_heads"`
+	DecoderMLPDim            *int         `json:"decoder_mlp_dim"`
+	DecoderMLPAct            *string      `json:"decoder_mlp_act"`
+	DecoderDownsample        *int         `json:"decoder_attention_downsample_rate"`
+	AttentionDownsample      *int         `json:"attention_downsample_rate"`
+	DecoderSelfHeadDim       *int         `json:"decoder_self_attn_head_dim"`
+	DecoderCrossHeadDim      *int         `json:"decoder_cross_attn_head_dim"`
+	DecoderLayerNormEps      *float32     `json:"decoder_layer_norm_eps"`
+	NumMultimaskOutputs      *int         `json:"num_multimask_outputs"`
+	NumMaskTokens            *int         `json:"num_mask_tokens"`
+	IoUHeadDepth             *int         `json:"iou_head_depth"`
+	IoUHeadHiddenDim         *int         `json:"iou_head_hidden_dim"`
+	HypernetworkMLPDepth     *int         `json:"hypernetwork_mlp_depth"`
+	UpscalingLayerNorm2dEps  *float32     `json:"upscaling_layer_norm2d_eps"`
+	UpscalingAct             *string      `json:"upscaling_act"`
+	PixelMean                *[]float32   `json:"pixel_mean"`
+	PixelStd                 *[]float32   `json:"pixel_std"`
+	MaskThreshold            *float32     `json:"mask_threshold"`
+	ImageFormat              *string      `json:"image_format"`
+	EncoderType              *string      `json:"encoder_type"`
+	TinyViT                  *jsonTinyViT `json:"tiny_vit"`
+}
+
+// jsonTinyViT is a config file's "tiny_vit" object: the arguments of
+// TinyViT(...) in tiny_vit_sam.py. A key it does not list is an error.
+type jsonTinyViT struct {
+	ImgSize             *int     `json:"img_size"`
+	InChans             *int     `json:"in_chans"`
+	EmbedDims           *[]int   `json:"embed_dims"`
+	Depths              *[]int   `json:"depths"`
+	NumHeads            *[]int   `json:"num_heads"`
+	WindowSizes         *[]int   `json:"window_sizes"`
+	MLPRatio            *float64 `json:"mlp_ratio"`
+	MBConvExpandRatio   *float64 `json:"mbconv_expand_ratio"`
+	LocalConvSize       *int     `json:"local_conv_size"`
+	PatchMergingStrides *[]int   `json:"patch_merging_strides"`
+
+	// The other arguments of TinyViT(...): the classifier (whose weights the
+	// loader ignores: SAM uses the features) and training-only settings
+	// (dropout, stochastic depth, checkpointing, learning-rate decay), which
+	// do not change what the encoder computes in eval mode.
+	NumClasses    *int     `json:"num_classes"`
+	DropRate      *float64 `json:"drop_rate"`
+	DropPathRate  *float64 `json:"drop_path_rate"`
+	UseCheckpoint *bool    `json:"use_checkpoint"`
+	LayerLRDecay  *float64 `json:"layer_lr_decay"`
+}
+
+// vitOnlyKeys are the config keys of the ViT encoder alone; a tiny_vit
+// config may hold them only with zero values (as Config writes them).
+var vitOnlyKeys = []string{
+	"encoder_embed_dim", "encoder_depth", "encoder_num_heads", "encoder_head_dim", "encoder_mlp_dim",
+	"encoder_mlp_ratio", "mlp_ratio", "encoder_window_size", "encoder_global_attn_indexes",
+	"encoder_qkv_bias", "encoder_use_abs_pos", "encoder_use_rel_pos",
 }
 
 // ReadConfig reads a JSON config: this package's format (the field names of
@@ -302,6 +563,10 @@ func parseConfig(b []byte) (Config, map[string]bool, error) {
 func invisibleKeys(c *Config) []string {
 	keys := []string{"decoder_num_heads"}
 	switch {
+	case c.IsTinyViT():
+		// TinyViT's shapes show no resolution, nor the merging strides
+		// (InferConfig applies the official rule).
+		keys = append(keys, "img_size", "tiny_vit.patch_merging_strides")
 	case !c.HasImageEncoder:
 		keys = append(keys, "img_size", "patch_size")
 	case !c.EncoderUseRelPos:
@@ -326,6 +591,8 @@ func configValue(c *Config, key string) string {
 		v = c.EncoderWindowSize
 	case "encoder_global_attn_indexes":
 		v = c.EncoderGlobalAttnIndexes
+	case "tiny_vit.patch_merging_strides":
+		v = c.TinyViT.PatchMergingStrides
 	}
 	j, _ := json.Marshal(v)
 	return string(j)
@@ -545,7 +812,19 @@ func (c *Config) applyJSON(b []byte) (map[string]bool, error) {
 	}
 	given["img_size"] = keys["img_size"] || keys["image_size"]
 	given["encoder_num_heads"] = keys["encoder_num_heads"] || keys["encoder_head_dim"]
-	return given, c.applyJSONConfig(b)
+	if err := c.applyJSONConfig(b); err != nil {
+		return nil, err
+	}
+	if c.IsTinyViT() {
+		var raw struct {
+			T map[string]json.RawMessage `json:"tiny_vit"`
+		}
+		_ = json.Unmarshal(b, &raw) // parsed once already
+		_, ok := raw.T["img_size"]
+		given["img_size"] = given["img_size"] || ok
+		_, given["tiny_vit.patch_merging_strides"] = raw.T["patch_merging_strides"]
+	}
+	return given, nil
 }
 
 // applyJSONConfig reads this package's format.
@@ -609,6 +888,9 @@ func (c *Config) applyJSONConfig(b []byte) error {
 	setI(&c.IoUHeadHiddenDim, j.IoUHeadHiddenDim)
 	setF(&c.UpscalingLayerNorm2dEps, j.UpscalingLayerNorm2dEps)
 	setF(&c.MaskThreshold, j.MaskThreshold)
+	if err := c.applyTinyViTJSON(b, &j); err != nil {
+		return err
+	}
 	for _, p := range []struct {
 		dst *[3]float32
 		src *[]float32
@@ -671,4 +953,114 @@ func (c *Config) applyJSONConfig(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// applyTinyViTJSON settles the encoder family of a config file and reads
+// its "tiny_vit" object. A tiny_vit config starts from VitT's encoder (the
+// keys it does not give keep MobileSAM's values), may hold the ViT-only
+// keys only with zero values, and gets patch_size from the merging
+// strides (which, when the file does not give them, follow the official
+// rule for its embed_dims).
+func (c *Config) applyTinyViTJSON(b []byte, j *jsonConfig) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	typ := c.EncoderType
+	if j.EncoderType != nil {
+		typ = *j.EncoderType
+	} else if j.TinyViT != nil {
+		typ = EncoderTinyViT // a tiny_vit object says which encoder it is
+	}
+	switch typ {
+	case "", EncoderViT:
+		if j.TinyViT != nil {
+			return bad("a tiny_vit object with encoder_type %q", typ)
+		}
+		c.EncoderType = EncoderViT
+		return nil
+	case EncoderTinyViT:
+	default:
+		return bad("encoder_type %q: want %q or %q", typ, EncoderViT, EncoderTinyViT)
+	}
+
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return bad("%v", err)
+	}
+	for _, k := range vitOnlyKeys {
+		if v, ok := raw[k]; ok && !zeroJSON(v) {
+			return bad("%s is a ViT key; encoder_type %q does not use it", k, EncoderTinyViT)
+		}
+	}
+	if !c.IsTinyViT() {
+		eps := c.EncoderLayerNormEps
+		c.EncoderType = EncoderTinyViT
+		c.clearViT()
+		c.TinyViT = VitT.TinyViT.clone()
+		c.TinyViT.PatchMergingStrides = nil
+		if j.EncoderLayerNormEps == nil && j.EncoderLayernormEps == nil {
+			eps = VitT.EncoderLayerNormEps
+		}
+		c.EncoderLayerNormEps = eps
+	}
+	t := &c.TinyViT
+	stridesGiven := false
+	if jt := j.TinyViT; jt != nil {
+		dec := json.NewDecoder(bytes.NewReader(raw["tiny_vit"]))
+		dec.DisallowUnknownFields()
+		var strict jsonTinyViT
+		if err := dec.Decode(&strict); err != nil {
+			return bad("tiny_vit: %v", err)
+		}
+		if jt.ImgSize != nil {
+			if (j.ImgSize != nil && *j.ImgSize != *jt.ImgSize) || (j.ImageSize != nil && *j.ImageSize != *jt.ImgSize) {
+				return bad("tiny_vit.img_size %d differs from img_size %d", *jt.ImgSize, c.ImgSize)
+			}
+			c.ImgSize = *jt.ImgSize
+		}
+		if jt.InChans != nil {
+			if j.InChans != nil && *j.InChans != *jt.InChans {
+				return bad("tiny_vit.in_chans %d differs from in_chans %d", *jt.InChans, c.InChans)
+			}
+			c.InChans = *jt.InChans
+		}
+		for _, l := range []struct {
+			dst *[]int
+			src *[]int
+		}{{&t.EmbedDims, jt.EmbedDims}, {&t.Depths, jt.Depths}, {&t.NumHeads, jt.NumHeads}, {&t.WindowSizes, jt.WindowSizes}, {&t.PatchMergingStrides, jt.PatchMergingStrides}} {
+			if l.src != nil {
+				*l.dst = slices.Clone(*l.src)
+			}
+		}
+		stridesGiven = jt.PatchMergingStrides != nil
+		setFrom(&t.MLPRatio, jt.MLPRatio)
+		setFrom(&t.MBConvExpandRatio, jt.MBConvExpandRatio)
+		setFrom(&t.LocalConvSize, jt.LocalConvSize)
+	}
+	if !stridesGiven && t.PatchMergingStrides == nil {
+		t.PatchMergingStrides = officialMergingStrides(t.EmbedDims)
+	}
+	if j.PatchSize == nil {
+		c.PatchSize = t.Stride()
+	}
+	return nil
+}
+
+// zeroJSON reports whether a JSON value is 0, false, null or [].
+func zeroJSON(v json.RawMessage) bool {
+	var x any
+	if json.Unmarshal(v, &x) != nil {
+		return false
+	}
+	switch x := x.(type) {
+	case nil:
+		return true
+	case bool:
+		return !x
+	case float64:
+		return x == 0
+	case []any:
+		return len(x) == 0
+	}
+	return false
 }

@@ -54,8 +54,8 @@ func littleEndian() bool {
 	return *(*byte)(unsafe.Pointer(&x)) == 1
 }
 
-// encoderConfig is what of a Config shapes an embedding: preprocessing,
-// the ViT and its neck's output width.
+// encoderConfig is what of a ViT Config shapes an embedding: preprocessing,
+// the ViT and its neck's output width (tinyViTEncoderConfig for TinyViT).
 type encoderConfig struct {
 	ImgSize, PatchSize, InChans                   int
 	EmbedDim, Depth, NumHeads, MLPDim, WindowSize int
@@ -92,9 +92,13 @@ func identities(cfg *Config, digests map[string][]byte) (model, encoder string) 
 	if len(c.EncoderGlobalAttnIndexes) == 0 {
 		c.EncoderGlobalAttnIndexes = nil // [] and null are one config
 	}
-	model = sum("model", c, func(string) bool { return true })
+	model = sum("model", modelIdentityConfig(c), func(string) bool { return true })
 	if !cfg.HasImageEncoder {
 		return model, ""
+	}
+	if c.IsTinyViT() {
+		encoder = sum("encoder", tinyViTIdentityConfig(&c), func(n string) bool { return strings.HasPrefix(n, "image_encoder.") })
+		return model, encoder
 	}
 	e := encoderConfig{
 		ImgSize: c.ImgSize, PatchSize: c.PatchSize, InChans: c.InChans,
@@ -106,4 +110,57 @@ func identities(cfg *Config, digests map[string][]byte) (model, encoder string) 
 	}
 	encoder = sum("encoder", e, func(n string) bool { return strings.HasPrefix(n, "image_encoder.") })
 	return model, encoder
+}
+
+// identityConfig is how a Config enters the model identity: its JSON,
+// where the encoder family's fields (encoder_type, tiny_vit) are left out
+// for the ViT, so that a ViT model's identity is the one it had before the
+// family became explicit (embeddings and AMG outputs made then still
+// match). The outer fields hide Config's own of the same JSON names.
+type identityConfig struct {
+	Config
+	EncoderType string         `json:"encoder_type,omitempty"`
+	TinyViT     *TinyViTConfig `json:"tiny_vit,omitempty"`
+}
+
+func modelIdentityConfig(c Config) identityConfig {
+	id := identityConfig{Config: c}
+	if c.IsTinyViT() {
+		id.EncoderType = c.EncoderType
+		t := tinyViTCanonical(&c.TinyViT)
+		id.TinyViT = &t
+	}
+	return id
+}
+
+// tinyViTCanonical is t with what does not change the computation zeroed:
+// the heads and window of stages without attention (stage 0, stages
+// without blocks), which the official builder passes but never uses and
+// which InferConfig cannot see.
+func tinyViTCanonical(t *TinyViTConfig) TinyViTConfig {
+	c := t.clone()
+	for i := range c.Depths {
+		if i == 0 || c.Depths[i] == 0 {
+			c.NumHeads[i], c.WindowSizes[i] = 0, 0
+		}
+	}
+	return c
+}
+
+// tinyViTEncoderConfig is what of a TinyViT Config shapes an embedding.
+type tinyViTEncoderConfig struct {
+	EncoderType                      string
+	ImgSize, PatchSize, InChans      int
+	TinyViT                          TinyViTConfig
+	LayerNormEps, NeckLayerNorm2dEps float32
+	PromptEmbedDim                   int
+	PixelMean, PixelStd              [3]float32
+}
+
+func tinyViTIdentityConfig(c *Config) tinyViTEncoderConfig {
+	return tinyViTEncoderConfig{
+		EncoderType: c.EncoderType, ImgSize: c.ImgSize, PatchSize: c.PatchSize, InChans: c.InChans,
+		TinyViT: tinyViTCanonical(&c.TinyViT), LayerNormEps: c.EncoderLayerNormEps, NeckLayerNorm2dEps: c.NeckLayerNorm2dEps,
+		PromptEmbedDim: c.PromptEmbedDim, PixelMean: c.PixelMean, PixelStd: c.PixelStd,
+	}
 }

@@ -11,8 +11,10 @@ package sam
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/samgo/samgo/sam/checkpoint"
@@ -40,7 +42,7 @@ type Model struct {
 	ConfigSource string
 	Assumed      []string
 
-	enc *imageEncoder // nil for decoder-only checkpoints
+	enc encoder // image encoder (ViT or TinyViT); nil for decoder-only checkpoints
 	pe  *promptEncoder
 	dec *maskDecoder
 
@@ -223,7 +225,7 @@ func build(cfg *Config, b nn.Backend, path string, src weightSource) (m *Model, 
 	defer w.wait()
 	defer nn.Catch(&err)
 	if cfg.HasImageEncoder {
-		m.enc = newImageEncoder(w, &m.Config)
+		m.enc = newEncoder(w, &m.Config)
 	}
 	m.pe = newPromptEncoder(w, &m.Config)
 	m.dec = newMaskDecoder(w, &m.Config)
@@ -259,6 +261,10 @@ type CheckpointInfo struct {
 	// always the official constants unless a config says otherwise, and are
 	// not listed.)
 	Assumed []string `json:"assumed,omitempty"`
+	// Ignored counts the tensors left out (IgnoredTensor: a MobileSAM
+	// checkpoint's BatchNorm counters and classifier head); Tensors and
+	// Parameters count the others.
+	Ignored int `json:"ignored_tensors,omitempty"`
 }
 
 // Inspect reads a checkpoint's header, settles its config as Load does
@@ -299,7 +305,24 @@ func openCheckpoint(path string, opts LoadOptions) (*openedCheckpoint, error) {
 	if err != nil {
 		return fail(err)
 	}
-	info := &CheckpointInfo{Path: path, Format: f.Format, Layout: layout, SizeBytes: f.Size, Tensors: len(tensors), DTypes: map[string]int{}}
+	info := &CheckpointInfo{Path: path, Format: f.Format, Layout: layout, SizeBytes: f.Size, DTypes: map[string]int{}}
+	for k, t := range tensors {
+		if !IgnoredTensor(k) {
+			continue
+		}
+		if strings.HasSuffix(k, ".attention_bias_idxs") {
+			v, err := t.Float32()
+			if err == nil {
+				err = checkBiasIdxs(t.Shape, v)
+			}
+			if err != nil {
+				return fail(fmt.Errorf("%w: %s: %w", ErrCheckpoint, k, err))
+			}
+		}
+		delete(tensors, k)
+		info.Ignored++
+	}
+	info.Tensors = len(tensors)
 	shapes := make(map[string][]int, len(tensors))
 	for k, t := range tensors {
 		shapes[k] = t.Shape
@@ -360,6 +383,87 @@ func settleConfig(info *CheckpointInfo, path string, opts LoadOptions, shapes ma
 	}
 	return nil
 }
+
+// checkBiasIdxs checks a stored attention_bias_idxs (N, N) buffer: for a
+// ws×ws window (N = ws²) entry (i, j) must be |Δy|·ws + |Δx| of tokens i
+// and j, the offset numbering nn.OffsetBias uses.
+func checkBiasIdxs(shape []int, v []float32) error {
+	if len(shape) != 2 || shape[0] != shape[1] {
+		return fmt.Errorf("shape %v, want (N, N)", shape)
+	}
+	N := shape[0]
+	ws := int(math.Round(math.Sqrt(float64(N))))
+	if ws*ws != N {
+		return fmt.Errorf("%d tokens: not a square window", N)
+	}
+	abs := func(a int) int { return max(a, -a) }
+	for i := range N {
+		for j := range N {
+			if want := abs(i/ws-j/ws)*ws + abs(i%ws-j%ws); v[i*N+j] != float32(want) {
+				return fmt.Errorf("entry (%d, %d) is %v, want |Δy|·ws + |Δx| = %d", i, j, v[i*N+j], want)
+			}
+		}
+	}
+	return nil
+}
+
+// WeightTensor is a tensor given by value: its shape and row-major float32
+// data (LoadWeights).
+type WeightTensor struct {
+	Shape []int
+	Data  []float32
+}
+
+// LoadWeights is Load on tensors held in memory under official state-dict
+// names (as torch's state_dict() names them): the same steps after the
+// file is read (ignored tensors, the config settled from opts or inferred
+// from the shapes, the shapes checked, BatchNorm folded, TinyViT's qkv
+// permuted). name stands for the path (Model.Path; a ConfigFile is read,
+// a config.json beside name is not looked for). The model keeps the data
+// slices (the CPU backend may use them in place): do not modify them.
+func LoadWeights(name string, ts map[string]WeightTensor, b nn.Backend, opts LoadOptions) (*Model, error) {
+	opts.NoConfigFile = true
+	info := &CheckpointInfo{Path: name, Layout: "official", DTypes: map[string]int{}}
+	src := mapSource{}
+	shapes := map[string][]int{}
+	for k, t := range ts {
+		if IgnoredTensor(k) {
+			info.Ignored++
+			continue
+		}
+		if nn.Numel(t.Shape) != len(t.Data) {
+			return nil, fmt.Errorf("load %s: %w: tensor %q has %d values for shape %v", name, ErrCheckpoint, k, len(t.Data), t.Shape)
+		}
+		src[k] = t
+		shapes[k] = t.Shape
+		info.Parameters += int64(len(t.Data))
+	}
+	info.Tensors = len(src)
+	info.DTypes["F32"] = len(src)
+	if err := settleConfig(info, name, opts, shapes); err != nil {
+		return nil, fmt.Errorf("load %s: %w", name, err)
+	}
+	if err := info.Config.CheckShapes(shapes); err != nil {
+		return nil, fmt.Errorf("load %s: %w", name, err)
+	}
+	cfg := info.Config
+	m, err := build(&cfg, b, name, src)
+	if err != nil {
+		return nil, err
+	}
+	m.Layout, m.ConfigSource, m.Assumed = info.Layout, info.ConfigSource, info.Assumed
+	return m, nil
+}
+
+// mapSource serves tensors held in memory.
+type mapSource map[string]WeightTensor
+
+func (s mapSource) shape(name string) ([]int, bool) {
+	t, ok := s[name]
+	return t.Shape, ok
+}
+
+func (s mapSource) values(name string) ([]float32, error) { return s[name].Data, nil }
 
 // officialTensors returns the checkpoint's tensors under official key names.
 func officialTensors(f *checkpoint.File) (map[string]*checkpoint.Tensor, string, error) {

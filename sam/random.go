@@ -42,6 +42,16 @@ func (r randomSource) values(name string) ([]float32, error) {
 	switch {
 	case strings.HasSuffix(name, ".bias"):
 		std = 0.02
+	case strings.HasSuffix(name, ".bn.running_var"):
+		// BatchNorm variances must be positive: uniform in [0.5, 1.5).
+		for i := range v {
+			v[i] = float32(0.5 + rng.Float64())
+		}
+		return v, nil
+	case strings.HasSuffix(name, ".bn.running_mean"):
+		std = 0.1
+	case strings.HasSuffix(name, ".bn.weight"):
+		mean, std = 1, 0.1
 	case isNormWeight(name):
 		mean, std = 1, 0.1
 	case strings.HasSuffix(name, "pos_embed"), strings.Contains(name, "rel_pos"):

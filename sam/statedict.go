@@ -2,19 +2,25 @@ package sam
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // StateDictShapes lists every key of the official state dict of a model with
 // this config, with its shape: exactly what `Sam.state_dict()` holds (the
-// pixel_mean/pixel_std buffers are non-persistent and absent).
+// pixel_mean/pixel_std buffers are non-persistent and absent), except, for
+// TinyViT, the tensors the loader ignores (IgnoredTensor: BatchNorm's
+// num_batches_tracked, the unused classifier head).
 func (c *Config) StateDictShapes() map[string][]int {
 	s := map[string][]int{}
 	C := c.PromptEmbedDim
-	if c.HasImageEncoder {
+	if c.HasImageEncoder && c.IsTinyViT() {
+		c.tinyViTShapes(s)
+	} else if c.HasImageEncoder {
 		D, g, p := c.EncoderEmbedDim, c.GridSize(), c.PatchSize
 		e := "image_encoder."
 		s[e+"patch_embed.proj.weight"] = []int{D, c.InChans, p, p}
@@ -111,6 +117,192 @@ func (c *Config) StateDictShapes() map[string][]int {
 	return s
 }
 
+// tinyViTShapes adds the image encoder of a TinyViT config (tiny_vit_sam.py)
+// to s. Every Conv2d_BN holds c.weight (out, in/groups, k, k) and its
+// BatchNorm2d's weight, bias, running_mean and running_var (out).
+func (c *Config) tinyViTShapes(s map[string][]int) {
+	t := &c.TinyViT
+	e := "image_encoder."
+	convBN := func(prefix string, out, inPerGroup, k int) {
+		s[prefix+".c.weight"] = []int{out, inPerGroup, k, k}
+		for _, n := range []string{"weight", "bias", "running_mean", "running_var"} {
+			s[prefix+".bn."+n] = []int{out}
+		}
+	}
+	vec := func(prefix string, n int) { s[prefix+".weight"], s[prefix+".bias"] = []int{n}, []int{n} }
+	lin := func(prefix string, out, in int) {
+		s[prefix+".weight"], s[prefix+".bias"] = []int{out, in}, []int{out}
+	}
+	D0 := t.EmbedDims[0]
+	convBN(e+"patch_embed.seq.0", D0/2, c.InChans, 3)
+	convBN(e+"patch_embed.seq.2", D0, D0/2, 3)
+	for i, D := range t.EmbedDims {
+		l := fmt.Sprintf("%slayers.%d.", e, i)
+		for j := range t.Depths[i] {
+			b := fmt.Sprintf("%sblocks.%d.", l, j)
+			if i == 0 { // MBConv
+				hid := t.MBConvHidden()
+				convBN(b+"conv1", hid, D, 1)
+				convBN(b+"conv2", hid, 1, 3)
+				convBN(b+"conv3", D, hid, 1)
+				continue
+			}
+			ws, hid := t.WindowSizes[i], t.MLPHidden(i)
+			s[b+"attn.attention_biases"] = []int{t.NumHeads[i], ws * ws}
+			vec(b+"attn.norm", D)
+			lin(b+"attn.qkv", 3*D, D)
+			lin(b+"attn.proj", D, D)
+			vec(b+"mlp.norm", D)
+			lin(b+"mlp.fc1", hid, D)
+			lin(b+"mlp.fc2", D, hid)
+			convBN(b+"local_conv", D, 1, t.LocalConvSize)
+		}
+		if i+1 < len(t.EmbedDims) {
+			out := t.EmbedDims[i+1]
+			convBN(l+"downsample.conv1", out, D, 1)
+			convBN(l+"downsample.conv2", out, 1, 3)
+			convBN(l+"downsample.conv3", out, out, 1)
+		}
+	}
+	C, Dl := c.PromptEmbedDim, t.EmbedDims[len(t.EmbedDims)-1]
+	s[e+"neck.0.weight"] = []int{C, Dl, 1, 1}
+	vec(e+"neck.1", C)
+	s[e+"neck.2.weight"] = []int{C, C, 3, 3}
+	vec(e+"neck.3", C)
+}
+
+// IgnoredTensor reports the tensors of an official MobileSAM state dict
+// that the loader leaves out: BatchNorm2d's num_batches_tracked (a training
+// counter), TinyViT's classifier (image_encoder.norm_head, .head: SAM
+// uses the features, forward never calls it) and, in checkpoints that
+// saved it, the attention_bias_idxs buffer (non-persistent in
+// tiny_vit_sam.py; the loader checks that it holds |Δy|·ws + |Δx|).
+func IgnoredTensor(name string) bool {
+	return strings.HasSuffix(name, ".num_batches_tracked") ||
+		strings.HasPrefix(name, "image_encoder.norm_head.") ||
+		strings.HasPrefix(name, "image_encoder.head.") ||
+		strings.HasSuffix(name, ".attn.attention_bias_idxs")
+}
+
+// tinyViTKey marks an official TinyViT image encoder.
+const tinyViTKey = "image_encoder.patch_embed.seq.0.c.weight"
+
+var (
+	reTVLayer = regexp.MustCompile(`^image_encoder\.layers\.(\d+)\.`)
+	reTVBlock = regexp.MustCompile(`^image_encoder\.layers\.(\d+)\.blocks\.(\d+)\.`)
+)
+
+// inferTinyViT reads a TinyViT encoder's hyper-parameters from the shapes
+// (see InferConfig) into c, whose prompt side is settled.
+func inferTinyViT(c *Config, shapes map[string][]int) (Config, error) {
+	get := func(key string, rank int) []int {
+		if sh, ok := shapes[key]; ok && len(sh) == rank {
+			return sh
+		}
+		return nil
+	}
+	need := func(key string, rank int) ([]int, error) {
+		if sh := get(key, rank); sh != nil {
+			return sh, nil
+		}
+		if sh, ok := shapes[key]; ok {
+			return nil, fmt.Errorf("%w: tensor %q has shape %v, want rank %d", ErrConfig, key, sh, rank)
+		}
+		return nil, fmt.Errorf("%w: tensor %q missing", ErrConfig, key)
+	}
+	c.EncoderType = EncoderTinyViT
+	c.HasImageEncoder = true
+	c.clearViT()
+	c.EncoderLayerNormEps = VitT.EncoderLayerNormEps
+	e := "image_encoder."
+	p0, err := need(e+"patch_embed.seq.0.c.weight", 4)
+	if err != nil {
+		return *c, err
+	}
+	p2, err := need(e+"patch_embed.seq.2.c.weight", 4)
+	if err != nil {
+		return *c, err
+	}
+	c.InChans = p0[1]
+	L := 0
+	depths := map[int]int{}
+	for k := range shapes {
+		if m := reTVLayer.FindStringSubmatch(k); m != nil {
+			i, _ := strconv.Atoi(m[1])
+			L = max(L, i+1)
+		}
+		if m := reTVBlock.FindStringSubmatch(k); m != nil {
+			i, _ := strconv.Atoi(m[1])
+			j, _ := strconv.Atoi(m[2])
+			depths[i] = max(depths[i], j+1)
+		}
+	}
+	if L == 0 {
+		return *c, fmt.Errorf("%w: no image_encoder.layers.* tensors", ErrConfig)
+	}
+	// Stage widths: the patch embedding's output, then each merge's.
+	t := TinyViTConfig{EmbedDims: []int{p2[0]}, MLPRatio: VitT.TinyViT.MLPRatio, MBConvExpandRatio: VitT.TinyViT.MBConvExpandRatio, LocalConvSize: VitT.TinyViT.LocalConvSize}
+	for i := range L - 1 {
+		m, err := need(fmt.Sprintf("%slayers.%d.downsample.conv1.c.weight", e, i), 4)
+		if err != nil {
+			return *c, err
+		}
+		t.EmbedDims = append(t.EmbedDims, m[0])
+	}
+	official := func(l []int, i, def int) int {
+		if i < len(l) {
+			return l[i]
+		}
+		return def
+	}
+	mlpRead := false
+	for i := range L {
+		t.Depths = append(t.Depths, depths[i])
+		D := t.EmbedDims[i]
+		// Stage 0 has no attention; stages without blocks show none either:
+		// MobileSAM's values (or one head over 7×7 windows) stand there.
+		heads, ws := official(VitT.TinyViT.NumHeads, i, 1), official(VitT.TinyViT.WindowSizes, i, 7)
+		b := fmt.Sprintf("%slayers.%d.blocks.0.", e, i)
+		if i == 0 && depths[0] > 0 {
+			if h := get(b+"conv1.c.weight", 4); h != nil && D > 0 {
+				t.MBConvExpandRatio = float64(h[0]) / float64(D)
+			}
+		}
+		if i > 0 && depths[i] > 0 {
+			ab, err := need(b+"attn.attention_biases", 2)
+			if err != nil {
+				return *c, err
+			}
+			heads = ab[0]
+			ws = int(math.Round(math.Sqrt(float64(ab[1]))))
+			if ws*ws != ab[1] {
+				return *c, fmt.Errorf("%w: %sattn.attention_biases has %d offsets, not a square window's", ErrConfig, b, ab[1])
+			}
+			if h := get(b+"mlp.fc1.weight", 2); h != nil && D > 0 && !mlpRead {
+				// One ratio for every stage: CheckShapes checks the others.
+				t.MLPRatio, mlpRead = float64(h[0])/float64(D), true
+			}
+			if k := get(b+"local_conv.c.weight", 4); k != nil {
+				t.LocalConvSize = k[2]
+			}
+		}
+		t.NumHeads = append(t.NumHeads, heads)
+		t.WindowSizes = append(t.WindowSizes, ws)
+	}
+	t.PatchMergingStrides = officialMergingStrides(t.EmbedDims)
+	c.TinyViT = t
+	c.PatchSize = t.Stride()
+	c.ImgSize = VitT.ImgSize // no shape shows it (Assumed)
+	neck, err := need(e+"neck.0.weight", 4)
+	if err != nil {
+		return *c, err
+	}
+	if neck[0] != c.PromptEmbedDim {
+		return *c, fmt.Errorf("%w: encoder out_chans %d differs from prompt_embed_dim %d", ErrConfig, neck[0], c.PromptEmbedDim)
+	}
+	return *c, c.Validate()
+}
+
 var (
 	reBlock = regexp.MustCompile(`^image_encoder\.blocks\.(\d+)\.`)
 	reLayer = regexp.MustCompile(`^mask_decoder\.transformer\.layers\.(\d+)\.`)
@@ -125,6 +317,14 @@ var (
 // head. What shapes cannot tell keeps the official value: decoder heads (8),
 // layer-norm eps values, pixel mean/std, and — for encoders without rel_pos
 // — the head count (dim/64) and window size (14).
+//
+// An official MobileSAM state dict (image_encoder.patch_embed.seq…,
+// image_encoder.layers.N.blocks…, image_encoder.neck…) gives a TinyViT
+// config: stage widths from the patch embedding and the PatchMerging convs,
+// depths from the block counts, heads and windows from each stage's
+// attention_biases (heads, ws²), the MLP and MBConv ratios and the local
+// conv size from their weights. Its input size (1024) and merging strides
+// (the official rule on the widths) show in no shape and are assumed.
 func InferConfig(shapes map[string][]int) (Config, error) {
 	c := VitB
 	c.Name = "inferred"
@@ -198,6 +398,9 @@ func InferConfig(shapes map[string][]int) (Config, error) {
 	}
 
 	// Image encoder, if present.
+	if _, ok := shapes[tinyViTKey]; ok {
+		return inferTinyViT(&c, shapes)
+	}
 	pw, ok := shapes["image_encoder.patch_embed.proj.weight"]
 	c.HasImageEncoder = ok
 	if !ok {

@@ -95,7 +95,8 @@ func withBackend(nb func(testing.TB) nn.Backend, f func()) {
 }
 
 // simScope narrows the parity tests to what the GPU simulator runs in
-// minutes (parityScope) until the test ends: the tiny set, the given
+// minutes (parityScope) until the test ends: the tiny and tinyvit (reduced
+// MobileSAM) sets, the given
 // images, and the predict cases end to end only (on our embedding, which
 // the encoder cases check), not again from the stored embedding.
 func simScope(t *testing.T, images ...int) {
@@ -103,9 +104,9 @@ func simScope(t *testing.T, images ...int) {
 		return
 	}
 	saved := parity
-	parity = parityScope{sets: []string{"tiny"}, images: images}
+	parity = parityScope{sets: []string{"tiny", "tinyvit"}, images: images}
 	t.Cleanup(func() { parity = saved })
-	t.Logf("GPU simulator: tiny fixture set, images %v, predict cases end to end, a small AMG run against the CPU's, no vitb_decoder, no demo model", images)
+	t.Logf("GPU simulator: tiny and tinyvit fixture sets, images %v, predict cases end to end, a small AMG run against the CPU's, no vitb_decoder, no demo model", images)
 }
 
 func TestGPUParityFP32(t *testing.T) {

@@ -28,10 +28,11 @@ func fixturePath(parts ...string) string {
 // may swap it (see gpu_test.go).
 var newBackend = func(t testing.TB) nn.Backend { return cpu.New() }
 
-// parityScope is what the parity tests cover: every fixture set and the
-// real-size vitb_decoder on the CPU and on a GPU; under the GPU simulator
-// (tests/gpu_test.go, make test-sim) the tiny set, which takes the same
-// code paths in minutes instead of hours.
+// parityScope is what the parity tests cover: every fixture set (tinyvit
+// is the reduced MobileSAM / TinyViT one, testdata/tinyvit/README.md) and
+// the real-size vitb_decoder on the CPU and on a GPU; under the GPU
+// simulator (tests/gpu_test.go, make test-sim) the tiny and tinyvit sets,
+// which take the same code paths in minutes instead of hours.
 type parityScope struct {
 	sets        []string // encoder, predict, end-to-end and AMG fixture sets
 	images      []int    // the images of each set (image_K)
@@ -39,7 +40,7 @@ type parityScope struct {
 	stored      bool     // the predict cases from the stored embedding too (the end-to-end ones use ours)
 }
 
-var parity = parityScope{sets: []string{"tiny", "small"}, images: []int{0, 1}, vitbDecoder: true, stored: true}
+var parity = parityScope{sets: []string{"tiny", "small", "tinyvit"}, images: []int{0, 1}, vitbDecoder: true, stored: true}
 
 // loadModel loads a fixture set's model with its config.json.
 func loadModel(t testing.TB, set, file string) *sam.Model {

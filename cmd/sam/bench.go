@@ -21,7 +21,7 @@ import (
 func init() {
 	register(&command{
 		name: "bench",
-		args: "[-model vit_b|vit_l|vit_h | -checkpoint F] [-device D] [-batch 1,8] [-prompts 1,64] [-iters N] [-json OUT] [-table]",
+		args: "[-model vit_b|vit_l|vit_h|vit_t | -checkpoint F] [-device D] [-batch 1,8] [-prompts 1,64] [-iters N] [-json OUT] [-table]",
 		summary: "time the image encoder per batch size and the decoder per prompt count (random weights unless -checkpoint); prints the results as JSON on stdout " +
 			"and a table on stderr (-table: the table on stdout instead of the JSON); -json also writes the JSON to a file",
 		run: runBench,
@@ -109,7 +109,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags(c, stderr)
 	var mf modelFlags
 	mf.register(fs)
-	model := fs.String("model", "vit_b", "preset for random weights when no -checkpoint: vit_b, vit_l, vit_h")
+	model := fs.String("model", "vit_b", "preset for random weights when no -checkpoint: vit_b, vit_l, vit_h, vit_t (MobileSAM)")
 	batches := fs.String("batch", "1", fmt.Sprintf("encoder batch sizes, comma-separated, each 1…%d", maxEncoderBatch))
 	prompts := fs.String("prompts", "1,64", fmt.Sprintf("decoder prompt counts, comma-separated, each 1…%d (0 skips the decoder)", maxBenchPrompts))
 	iters := fs.Int("iters", 0, "timed iterations per configuration, 1…1000 (default 3 on GPU, 1 on CPU)")

@@ -22,7 +22,7 @@ type modelFlags struct {
 }
 
 // presetNames are the -config presets.
-const presetNames = "vit_b, vit_l, vit_h"
+const presetNames = "vit_b, vit_l, vit_h, vit_t"
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
 	m.fs = fs

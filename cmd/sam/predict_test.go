@@ -181,7 +181,7 @@ func TestPredictFlagHygiene(t *testing.T) {
 		{[]string{"-image", tinyImg, "-box", "1,2,3"}, "X0,Y0,X1,Y1"},
 		{[]string{"-image", tinyImg, "-point", "1,1", "-threads", "0"}, "-threads 0"},
 		{[]string{"-image", tinyImg, "-point", "1,1", "-threads", "-2"}, "-threads -2"},
-		{[]string{"-image", tinyImg, "-point", "1,1", "-config", "vit_q"}, "vit_b, vit_l, vit_h"},
+		{[]string{"-image", tinyImg, "-point", "1,1", "-config", "vit_q"}, "vit_b, vit_l, vit_h, vit_t"},
 	} {
 		code, _, stderr := samCLI(append([]string{"predict", "-checkpoint", tinyCk, "-out", filepath.Join(dir, "o")}, tc.args...)...)
 		require.Equal(t, 2, code, "%v: %s", tc.args, stderr)
