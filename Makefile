@@ -4,6 +4,7 @@
 #   make test       vet + the whole CPU test suite (the README's test command)
 #   make bench      Go benchmarks + `sam bench` (ViT-B encoder, random weights)
 #   make demo       segment the bundled demo scenes with the bundled demo model
+#   make serve      the HTTP API and web app (sam serve) with the demo model on 127.0.0.1:8080
 #   make cuda       build kernels/ (CMake + nvcc) and bin/sam with the cuda tag
 #   make test-gpu   the CUDA-tagged suite (on a machine with an NVIDIA GPU)
 #   make test-sim   the kernels and the CUDA-tagged suite under the GPU simulator
@@ -49,6 +50,18 @@ demo: build
 		-image $(DEMO)/scene_0.png -out $(OUT)/demo/auto_scene_0 \
 		-points-per-side 16 -pred-iou-thresh 0.5 -stability-score-thresh 0.7 >/dev/null
 	@echo "demo: masks, overlays and result.json under $(OUT)/demo/scene_{0,1,2}/; segment-everything masks.json + overlay.png under $(OUT)/demo/auto_scene_0/"
+
+# The HTTP API and the web app with the demo model, on this machine only
+# (ADDR=0.0.0.0:8080 SERVE_FLAGS=-token=SECRET to serve a network; every
+# flag: bin/sam serve -h). Segment-everything defaults are the thresholds
+# the demo model needs (its README). Ctrl-C drains and stops. It runs the
+# built binary rather than go run, whose exit status after Ctrl-C is 1.
+ADDR        ?= 127.0.0.1:8080
+SERVE_FLAGS ?=
+.PHONY: serve
+serve: build
+	$(BIN) serve -checkpoint $(DEMO)/model.safetensors -addr $(ADDR) \
+		-auto-defaults '{"points_per_side":16,"pred_iou_thresh":0.5,"stability_score_thresh":0.7}' $(SERVE_FLAGS)
 
 # The loaders and the public API's entry points (prompts, mask inputs,
 # embedding files), 30 s each.

@@ -8,8 +8,10 @@
 //	    segment with point, box and mask prompts (SamPredictor)
 //	sam auto     -checkpoint F -image I|DIR ... [SamAutomaticMaskGenerator's options] -out DIR [-overwrite]
 //	    segment everything (SamAutomaticMaskGenerator); a directory (or several images) is resumable
-//	sam bench    [-model vit_b|vit_l|vit_h | -checkpoint F] [-batch 1,8] [-prompts 1,64]
+//	sam bench    [-model vit_b|vit_l|vit_h|vit_t | -checkpoint F] [-batch 1,8] [-prompts 1,64]
 //	    time the encoder and the decoder
+//	sam serve    [-checkpoint F] [-addr 127.0.0.1:8080] [-cache-dir DIR] [-cache redis://HOST:6379/0] [-token T] [-cors ORIGIN]
+//	    the HTTP API and the web app, with a shared embedding cache (sam/serve); Ctrl-C or SIGTERM drains
 //	sam devices
 //	    list the compute devices
 //	sam version
