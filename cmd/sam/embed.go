@@ -24,11 +24,14 @@ import (
 func init() {
 	register(&command{
 		name: "embed",
-		args: "-checkpoint F [-config C] -image I [-image I2 ... | -image DIR] -out E.safetensors|E.npy|DIR [-devices all|0,1|cpu|cpu:N] [-overwrite]",
+		args: "-checkpoint F [-config C] -image I [-image I2 ... | -image DIR] -out E.safetensors|E.npy|DIR [-devices all|0,1|cpu|cpu:N] [-shard i/n] [-overwrite]",
 		summary: "encode images. One image and -out E.safetensors writes the embedding with the image sizes and the model's identity, what " +
 			"'predict -embedding' reads; -out E.npy writes only the (1,C,h,w) float32 features. Several images, a directory, or an -out that " +
 			"is neither writes DIR/<image base name>.safetensors per image, sharded across -devices, and resumes: an embedding recorded in " +
-			"DIR/manifest.jsonl as made by this encoder, precision and image is skipped; one made otherwise is refused unless -overwrite",
+			"DIR/manifest.jsonl as made by this encoder, precision and image is skipped; one made otherwise is refused unless -overwrite. " +
+			"-shard i/n encodes only the i-th (0-based) of n shards of the images, for a batch job over many machines: an image's shard is " +
+			"a hash of its file name mod n, the same on every machine and unmoved when images are added; n processes may share one -out " +
+			"(shard i records in DIR/manifest-<i>-of-<n>.jsonl, and resume reads every manifest in DIR)",
 		run: runEmbed,
 	})
 }
@@ -100,6 +103,9 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 	devices := fs.String("devices", "", "devices: all | 0,1 | cpu | cpu:N (N virtual CPU devices); default -device. One image uses the first")
 	workers := fs.Int("workers", 1, fmt.Sprintf("concurrent workers (streams) per device, 1…%d", maxWorkers))
 	batch := fs.Int("batch", 0, fmt.Sprintf("images per encoder pass, 1…%d (default: sized from device memory; 1 on the CPU)", maxEncoderBatch))
+	var shard shardSpec
+	shardFl := &shardFlag{spec: &shard}
+	shardVar(fs, shardFl, "encode only shard `i/n` of the images: those whose file name hashes to i mod n (0 ≤ i < n); n processes may write to one -out")
 	overwrite := fs.Bool("overwrite", false, "re-encode images whose embedding in the output folder another encoder, precision or image made (otherwise refused), and those already done")
 	var budget budgetFlag
 	budget.register(fs)
@@ -136,6 +142,28 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	file := strings.HasSuffix(out, ".npy") || strings.HasSuffix(out, ".safetensors")
+	var sh *shardSpec
+	if shardFl.set {
+		if file {
+			return usageErr(fs, "-shard: -out is a directory (shards write DIR/<name>.safetensors side by side), not %s", out)
+		}
+		// Collisions are checked over all the images, so that every shard
+		// refuses the same ones (two shards must never write one name).
+		names, err := outputNames(files, ".safetensors")
+		if err != nil {
+			return err
+		}
+		total := len(files)
+		files, _ = selectShard(files, names, shard)
+		sh = &shard
+		fmt.Fprintf(stderr, "sam embed: shard %s: %d of %d images\n", shard, len(files), total)
+		if len(files) == 0 {
+			if err := checkWritable(out); err != nil {
+				return err
+			}
+			return writeJSON(stdout, map[string]any{"images": []embedRecord{}, "shard": shard.String(), "images_total": total})
+		}
+	}
 	if len(files) == 1 && !fromDir && file {
 		if len(devs) > 1 {
 			fmt.Fprintf(stderr, "sam embed: one image: encoding it on %s\n", devs[0])
@@ -145,7 +173,7 @@ func runEmbed(args []string, stdout, stderr io.Writer) error {
 	if file {
 		return fmt.Errorf("-out %s: with %d images -out is a directory", out, len(files))
 	}
-	return embedMany(&mf, lopts, files, out, devs, *workers, *batch, *overwrite, &budget, stdout, stderr)
+	return embedMany(&mf, lopts, files, out, devs, *workers, *batch, *overwrite, sh, &budget, stdout, stderr)
 }
 
 func embedOne(mf *modelFlags, lopts sam.LoadOptions, device, image, out string, stdout, stderr io.Writer) error {
@@ -202,7 +230,7 @@ type embedRecord struct {
 }
 
 func embedMany(mf *modelFlags, lopts sam.LoadOptions, files []string, outDir string, devs []string, workers, batch int, overwrite bool,
-	budget *budgetFlag, stdout, stderr io.Writer) error {
+	shard *shardSpec, budget *budgetFlag, stdout, stderr io.Writer) error {
 	names, err := outputNames(files, ".safetensors")
 	if err != nil {
 		return err
@@ -233,7 +261,7 @@ func embedMany(mf *modelFlags, lopts sam.LoadOptions, files []string, outDir str
 
 	// Resume: embeddings recorded as made by this encoder, precision and
 	// image are skipped; others are refused unless -overwrite.
-	manifest, err := readManifest(filepath.Join(outDir, embedManifest))
+	manifest, err := readManifests(outDir)
 	if err != nil {
 		return err
 	}
@@ -249,7 +277,7 @@ func embedMany(mf *modelFlags, lopts sam.LoadOptions, files []string, outDir str
 		}
 		old, ok := manifest[names[i]]
 		if !ok {
-			conflicts = append(conflicts, conflict{path, "not in " + embedManifest + " (made by an older sam, or elsewhere)"})
+			conflicts = append(conflicts, conflict{path, "not in " + embedManifest + " or a shard's manifest (made by an older sam, or elsewhere)"})
 			continue
 		}
 		sum, err := fileSHA256(f)
@@ -267,7 +295,8 @@ func embedMany(mf *modelFlags, lopts sam.LoadOptions, files []string, outDir str
 	if len(conflicts) > 0 {
 		return conflictError(conflicts, "embedding(s)")
 	}
-	mfile, err := os.OpenFile(filepath.Join(outDir, embedManifest), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	mname := manifestName(shard)
+	mfile, err := os.OpenFile(filepath.Join(outDir, mname), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -294,11 +323,11 @@ func embedMany(mf *modelFlags, lopts sam.LoadOptions, files []string, outDir str
 			path := filepath.Join(outDir, names[i])
 			if r.Err = r.Embedding.Save(path); r.Err == nil {
 				rec.Out = path
-				line := cur
+				line := manifestLine{runRecord: cur, Time: time.Now().UTC()}
 				line.Model, line.Image, line.ImageSHA256, line.Out = r.Embedding.Model, files[i], sums[i], names[i]
 				b, _ := json.Marshal(line)
 				if _, err := mfile.Write(append(b, '\n')); err != nil {
-					r.Err = fmt.Errorf("%s: %w", embedManifest, err)
+					r.Err = fmt.Errorf("%s: %w", mname, err)
 				}
 			}
 		}
@@ -332,6 +361,9 @@ func embedMany(mf *modelFlags, lopts sam.LoadOptions, files []string, outDir str
 		"images": records, "devices": devs, "workers": stats, "model": encoderID,
 		"images_per_second": perSecond(encoded, el),
 		"timings_ms":        map[string]float64{"load": ms(tLoad), "encode": ms(el)},
+	}
+	if shard != nil {
+		summary["shard"] = shard.String()
 	}
 	if stopped {
 		summary["interrupted"] = true
@@ -390,27 +422,63 @@ func embedBytes(cfg *sam.Config, devs []string, workers, batch int) int64 {
 	return need
 }
 
-// readManifest reads manifest.jsonl: the last record for each file wins;
-// a line that does not parse (cut by a crash) is ignored.
-func readManifest(path string) (map[string]*runRecord, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return map[string]*runRecord{}, nil
-	}
+// manifestLine is one line of a manifest: the run record and when it was
+// written, which orders the records of one embedding found in several
+// manifests (a sharded run after a plain one, or -overwrite).
+type manifestLine struct {
+	runRecord
+	Time time.Time `json:"time,omitzero"`
+}
+
+// readManifests reads the folder's manifests: manifest.jsonl and every
+// shard's manifest-<i>-of-<n>.jsonl. For each file the latest record
+// wins: by its time, and among records of equal time (older ones have
+// none) the later in the file, manifest.jsonl before the shards'. A line
+// that does not parse (cut by a crash) is ignored.
+func readManifests(dir string) (map[string]*runRecord, error) {
+	paths := []string{filepath.Join(dir, embedManifest)}
+	shards, err := filepath.Glob(filepath.Join(dir, "manifest-*-of-*.jsonl"))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	sort.Strings(shards)
+	paths = append(paths, shards...)
 	out := map[string]*runRecord{}
+	when := map[string]time.Time{}
+	for _, p := range paths {
+		if err := readManifest(p, out, when); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readManifest adds one manifest's records to out.
+func readManifest(path string, out map[string]*runRecord, when map[string]time.Time) error {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
 	for sc.Scan() {
-		var r runRecord
-		if json.Unmarshal(sc.Bytes(), &r) == nil && r.Out != "" {
-			out[r.Out] = &r
+		var r manifestLine
+		if json.Unmarshal(sc.Bytes(), &r) != nil || r.Out == "" {
+			continue
 		}
+		if t, ok := when[r.Out]; ok && r.Time.Before(t) {
+			continue
+		}
+		out[r.Out], when[r.Out] = &r.runRecord, r.Time
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -2,7 +2,7 @@
 //
 //	sam info     -checkpoint F [-config C]
 //	    the checkpoint's format, tensors and config (what was assumed, too); checks an official file name's sha256
-//	sam embed    -checkpoint F -image I|DIR ... -out E.safetensors|E.npy|DIR [-devices all|0,1|cpu|cpu:N] [-overwrite]
+//	sam embed    -checkpoint F -image I|DIR ... -out E.safetensors|E.npy|DIR [-devices all|0,1|cpu|cpu:N] [-overwrite] [-shard i/n]
 //	    encode images; a directory (or several images) writes DIR/<name>.safetensors, resumable
 //	sam predict  -checkpoint F (-image I | -embedding E) [-point X,Y[,LABEL]]... [-box X0,Y0,X1,Y1]... [-mask-input M.npy[:I]] -out DIR
 //	    segment with point, box and mask prompts (SamPredictor)
