@@ -176,6 +176,21 @@ func LoadEmbedding(path string) (*Embedding, error) {
 	return e, nil
 }
 
+// ParseEmbedding is LoadEmbedding on the bytes WriteTo writes (an
+// embedding held in a cache, a Redis value), with the same checks.
+func ParseEmbedding(data []byte) (*Embedding, error) {
+	f, err := checkpoint.Parse("embedding", data)
+	if err != nil {
+		return nil, fmt.Errorf("parse embedding: %w", err)
+	}
+	defer f.Close()
+	e, err := embeddingFromFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("parse embedding: %w", err)
+	}
+	return e, nil
+}
+
 func embeddingFromFile(f *checkpoint.File) (*Embedding, error) {
 	if f.Metadata["format"] != embeddingFormat {
 		return nil, fmt.Errorf("%w: not a %s file", ErrEmbedding, embeddingFormat)

@@ -12,12 +12,11 @@ import (
 // windowed or global attention and decomposed relative-position bias, and a
 // convolutional neck that maps to the prompt dimension C.
 type imageEncoder struct {
-	cfg              *Config
-	patchW, patchB   nn.Tensor // (D, 3, p, p), (D)
-	posEmbed         nn.Tensor // (1, g, g, D) or nil
-	blocks           []*vitBlock
-	neck0, neck2     nn.Tensor // (C, D, 1, 1), (C, C, 3, 3): no bias
-	neckLN1, neckLN3 norm
+	cfg            *Config
+	patchW, patchB nn.Tensor // (D, 3, p, p), (D)
+	posEmbed       nn.Tensor // (1, g, g, D) or nil
+	blocks         []*vitBlock
+	neck           neck
 }
 
 // vitBlock is Block: x = x + attn(norm1(x)); x = x + mlp(norm2(x)).
@@ -63,10 +62,7 @@ func newImageEncoder(w *weights, cfg *Config) *imageEncoder {
 		}
 		e.blocks = append(e.blocks, blk)
 	}
-	e.neck0 = w.get(p + "neck.0.weight")
-	e.neckLN1 = w.norm(p+"neck.1", cfg.NeckLayerNorm2dEps)
-	e.neck2 = w.get(p + "neck.2.weight")
-	e.neckLN3 = w.norm(p+"neck.3", cfg.NeckLayerNorm2dEps)
+	e.neck = w.neck(p+"neck", cfg.NeckLayerNorm2dEps)
 	return e
 }
 
@@ -136,19 +132,42 @@ func (e *imageEncoder) forwardCtx(ctx context.Context, b nn.Backend, x nn.Tensor
 		h = next
 		trace(fmt.Sprintf("block_%d", i), h)
 	}
-	return s.Keep(e.neck(s, h)), nil
+	return s.Keep(e.neck.forward(s, h, nil)), nil
 }
 
-// neck is conv1×1 → LayerNorm2d → conv3×3 (pad 1) → LayerNorm2d on the
-// (B, g, g, D) map: (B, g, g, C).
-func (e *imageEncoder) neck(b nn.Backend, h nn.Tensor) nn.Tensor {
+// neck is the image encoders' convolutional neck (ImageEncoderViT.neck;
+// MobileSAM's TinyViT has the same): conv1×1 → LayerNorm2d → conv3×3
+// (pad 1) → LayerNorm2d, no biases, from the last feature map (B, g, g, D)
+// to the embedding (B, g, g, C).
+type neck struct {
+	w0, w2   nn.Tensor // (C, D, 1, 1), (C, C, 3, 3)
+	ln1, ln3 norm
+}
+
+// neck loads prefix.0 … prefix.3.
+func (w *weights) neck(prefix string, eps float32) neck {
+	return neck{
+		w0: w.get(prefix + ".0.weight"), ln1: w.norm(prefix+".1", eps),
+		w2: w.get(prefix + ".2.weight"), ln3: w.norm(prefix+".3", eps),
+	}
+}
+
+// forward maps h (B, g, g, D) to (B, g, g, C); trace, if not nil, receives
+// the three intermediates as neck_0, neck_1, neck_2.
+func (n *neck) forward(b nn.Backend, h nn.Tensor, trace func(string, nn.Tensor)) nn.Tensor {
 	defer nn.Range(b, "encoder neck")()
 	s := nn.NewScope(b)
 	defer s.Close()
-	n := s.Conv2D(h, e.neck0, nil, 1, 0)
-	n = e.neckLN1.forward(s, n)
-	n = s.Conv2D(n, e.neck2, nil, 1, 1)
-	return s.Keep(e.neckLN3.forward(s, n))
+	if trace == nil {
+		trace = func(string, nn.Tensor) {}
+	}
+	x := s.Conv2D(h, n.w0, nil, 1, 0)
+	trace("neck_0", x)
+	x = n.ln1.forward(s, x)
+	trace("neck_1", x)
+	x = s.Conv2D(x, n.w2, nil, 1, 1)
+	trace("neck_2", x)
+	return s.Keep(n.ln3.forward(s, x))
 }
 
 // forward runs one block on x (B, H, W, D), as Block.forward:

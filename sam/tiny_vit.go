@@ -23,12 +23,10 @@ import (
 // BatchNorm folded into the conv at load (foldBatchNorm); the classifier
 // head (norm_head, head) is not loaded: forward never calls it.
 type tinyViT struct {
-	cfg          *Config
-	pe0, pe2     convBN // patch_embed.seq.0, seq.2
-	stages       []tvStage
-	neck0, neck2 nn.Tensor // (C, D_last, 1, 1), (C, C, 3, 3): no bias
-	neckLN1      norm
-	neckLN3      norm
+	cfg      *Config
+	pe0, pe2 convBN // patch_embed.seq.0, seq.2
+	stages   []tvStage
+	neck     neck // as ImageEncoderViT's, from D_last
 }
 
 // tvStage is one of TinyViT.layers: its blocks (MBConv in stage 0,
@@ -266,10 +264,7 @@ func newTinyViT(w *weights, cfg *Config) *tinyViT {
 		}
 		e.stages = append(e.stages, st)
 	}
-	e.neck0 = w.get(p + "neck.0.weight")
-	e.neckLN1 = w.norm(p+"neck.1", cfg.NeckLayerNorm2dEps)
-	e.neck2 = w.get(p + "neck.2.weight")
-	e.neckLN3 = w.norm(p+"neck.3", cfg.NeckLayerNorm2dEps)
+	e.neck = w.neck(p+"neck", cfg.NeckLayerNorm2dEps)
 	return e
 }
 
@@ -333,15 +328,7 @@ func (e *tinyViT) forwardCtx(ctx context.Context, b nn.Backend, x nn.Tensor, tra
 		trace(fmt.Sprintf("layers.%d", i), h)
 	}
 
-	// Neck: conv1×1 → LayerNorm2d → conv3×3 (pad 1) → LayerNorm2d, on the
-	// (B, g, g, D_last) map (the official x.view(B, 64, 64, C).permute).
-	defer nn.Range(s, "encoder neck")()
-	n0 := s.Conv2D(h, e.neck0, nil, 1, 0) // (B, g, g, C)
-	s.Release(h)
-	trace("neck_0", n0)
-	n1 := e.neckLN1.forward(s, n0)
-	trace("neck_1", n1)
-	n2 := s.Conv2D(n1, e.neck2, nil, 1, 1) // (B, g, g, C)
-	trace("neck_2", n2)
-	return s.Keep(e.neckLN3.forward(s, n2)), nil
+	// The neck on the (B, g, g, D_last) map (the official
+	// x.view(B, 64, 64, C).permute(0, 3, 1, 2)).
+	return s.Keep(e.neck.forward(s, h, trace)), nil
 }

@@ -20,7 +20,6 @@ import (
 
 	"github.com/samgo/samgo/sam"
 	"github.com/samgo/samgo/sam/atomicfile"
-	"github.com/samgo/samgo/sam/checkpoint"
 )
 
 // Cache tiers, as the metrics and the responses name them.
@@ -262,49 +261,6 @@ func decodeLowRes(data []byte) (*lowRes, error) {
 		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(parts[4][4*i:]))
 	}
 	return &lowRes{model: string(parts[1]), image: string(parts[2]), size: n, logits: v}, nil
-}
-
-// parseEmbedding reads an embedding from the bytes Embedding.WriteTo
-// writes (the .safetensors files of `sam embed`). Package sam reads them
-// from a path only (LoadEmbedding); this is its reader on bytes, with the
-// same metadata and the model's own check left to Predictor.SetEmbedding.
-func parseEmbedding(data []byte) (*sam.Embedding, error) {
-	f, err := checkpoint.Parse("embedding", data)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if f.Metadata["format"] != "samgo-embedding/1" {
-		return nil, fmt.Errorf("%w: not a samgo-embedding/1 value", sam.ErrEmbedding)
-	}
-	e := &sam.Embedding{Model: f.Metadata["model"]}
-	for _, m := range []struct {
-		key string
-		dst *int
-	}{
-		{"img_size", &e.ImgSize}, {"original_h", &e.OriginalH}, {"original_w", &e.OriginalW},
-		{"input_h", &e.InputH}, {"input_w", &e.InputW},
-	} {
-		n, err := strconv.Atoi(f.Metadata[m.key])
-		if err != nil {
-			return nil, fmt.Errorf("%w: metadata %q: %q", sam.ErrEmbedding, m.key, f.Metadata[m.key])
-		}
-		*m.dst = n
-	}
-	t, ok := f.Tensor("embedding")
-	if !ok || len(t.Shape) != 4 || t.Shape[0] != 1 || t.Shape[2] != t.Shape[3] {
-		return nil, fmt.Errorf("%w: tensor \"embedding\" (1, C, G, G) missing or misshaped", sam.ErrEmbedding)
-	}
-	e.C, e.G = t.Shape[1], t.Shape[2] // (1, C, G, G)
-	v, err := t.Float32()
-	if err != nil {
-		return nil, err
-	}
-	e.Features = append([]float32(nil), v...)
-	if len(e.Features) != e.C*e.G*e.G {
-		return nil, fmt.Errorf("%w: %d values for %d×%d×%d", sam.ErrEmbedding, len(e.Features), e.C, e.G, e.G)
-	}
-	return e, nil
 }
 
 // diskTier keeps embeddings as the .safetensors files `sam embed` writes

@@ -61,7 +61,7 @@ func (t *redisTier) embedding(ctx context.Context, model, sha string) (*sam.Embe
 	if err != nil || b == nil {
 		return nil, err
 	}
-	e, err := parseEmbedding(b)
+	e, err := sam.ParseEmbedding(b)
 	if err != nil {
 		return nil, fmt.Errorf("redis embedding %s: %w", sha, err)
 	}
