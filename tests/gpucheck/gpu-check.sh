@@ -3,7 +3,7 @@
 # stops at a deadline and keeps what it has. See tests/gpucheck/README.md.
 #
 # On the GPU machine (CUDA 13, no Go, no network), from the checkout:
-#   bash ../shared/gpu/prepare.sh                # here, once: .gpu/ with Go and the modules
+#   bash tests/gpucheck/prepare.sh               # here, once: .gpu/ with Go and the (slimmed) modules
 #   bash .gpu/enter.sh make gpu-check            # there (the device tool: carry .gpu)
 #
 # Environment:
