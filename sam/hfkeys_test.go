@@ -1,7 +1,6 @@
 package sam
 
 import (
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -135,7 +134,7 @@ func toHF(key string) string {
 func TestOfficialKeyRoundTrip(t *testing.T) {
 	for _, fixture := range []string{"tiny", "small", "vitb_decoder"} {
 		t.Run(fixture, func(t *testing.T) {
-			f, err := checkpoint.Open(filepath.Join("..", "tests", "testdata", fixture, "model.safetensors"))
+			f, err := checkpoint.Open(fixtureModel(t, fixture))
 			require.NoError(t, err)
 			defer f.Close()
 			official := f.Names()

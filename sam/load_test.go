@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,12 +13,44 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/checkpoint"
+	"github.com/samgo/samgo/sam/nn"
 	"github.com/samgo/samgo/sam/nn/cpu"
 )
 
 const testdata = "../tests/testdata"
 
 func fixture(parts ...string) string { return filepath.Join(append([]string{testdata}, parts...)...) }
+
+// fixtureModel is a fixture set's model.safetensors; vitb_decoder keeps
+// none (tests/ regenerates its weights): a BF16 checkpoint of its
+// config.json's keys and shapes, written under t.TempDir(), stands in.
+func fixtureModel(t testing.TB, set string) string {
+	t.Helper()
+	if set != "vitb_decoder" {
+		return fixture(set, "model.safetensors")
+	}
+	cfg := fixtureConfig(t, set)
+	shapes := cfg.StateDictShapes()
+	names := make([]string, 0, len(shapes))
+	for n := range shapes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var ws []checkpoint.WriteTensor
+	for k, n := range names {
+		v := make([]float32, nn.Numel(shapes[n]))
+		for i := range v {
+			v[i] = float32((i+k)%7-3) / 8 // exact in bfloat16, never all zero
+		}
+		ws = append(ws, checkpoint.WriteTensor{Name: n, DType: checkpoint.BF16, Shape: shapes[n], F32: v})
+	}
+	path := filepath.Join(t.TempDir(), "vitb_decoder.safetensors")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	require.NoError(t, checkpoint.WriteSafetensors(f, ws, nil))
+	require.NoError(t, f.Close())
+	return path
+}
 
 func fixtureConfig(t testing.TB, set string) Config {
 	t.Helper()
@@ -163,7 +196,7 @@ func TestHuggingFaceLayoutAndHalfPrecision(t *testing.T) {
 func TestInferConfigMatchesFixtures(t *testing.T) {
 	for _, set := range []string{"tiny", "small", "vitb_decoder", "demo"} {
 		want := fixtureConfig(t, set)
-		info, err := InspectWith(fixture(set, "model.safetensors"), LoadOptions{NoConfigFile: true})
+		info, err := InspectWith(fixtureModel(t, set), LoadOptions{NoConfigFile: true})
 		require.NoError(t, err, set)
 		require.Equal(t, "shapes", info.ConfigSource, set)
 		got := info.Config

@@ -163,7 +163,7 @@ func TestEmbeddingRoundTrip(t *testing.T) {
 
 func TestDecoderOnlyModel(t *testing.T) {
 	cfg := fixtureConfig(t, "vitb_decoder")
-	m, err := Load(fixture("vitb_decoder", "model.safetensors"), cpu.New(), LoadOptions{Config: &cfg})
+	m, err := Load(fixtureModel(t, "vitb_decoder"), cpu.New(), LoadOptions{Config: &cfg})
 	require.NoError(t, err)
 	defer m.Close()
 	require.False(t, m.HasImageEncoder())

@@ -125,7 +125,7 @@ func TestIdentityIgnoresContainerAndKeyNames(t *testing.T) {
 func tinyModelSet(t testing.TB, set string) *Model {
 	t.Helper()
 	cfg := fixtureConfig(t, set)
-	m, err := Load(fixture(set, "model.safetensors"), cpu.New(), LoadOptions{Config: &cfg})
+	m, err := Load(fixtureModel(t, set), cpu.New(), LoadOptions{Config: &cfg})
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m

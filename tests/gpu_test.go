@@ -175,8 +175,8 @@ func TestGPUParityBF16(t *testing.T) {
 				var pf predictFile
 				readJSON(t, fixturePath(fx.set, fx.json), &pf)
 				ref := openTensors(t, fixturePath(fx.set, fx.tensors))
-				feat, _ := openTensors(t, fixturePath(fx.set, fx.embedding)).get(t, "embedding")
-				gm, cm := loadModelOn(t, gpu(t), fx.set), loadModelOn(t, cpu.New(), fx.set)
+				ms, feat := predictInputs(t, fx.set, fx.embedding, gpu(t), cpu.New())
+				gm, cm := ms[0], ms[1]
 				C, g := gm.Config.PromptEmbedDim, gm.Config.GridSize()
 				emb := &sam.Embedding{Features: feat, C: C, G: g, ImgSize: gm.Config.ImgSize,
 					OriginalH: pf.OriginalSize[0], OriginalW: pf.OriginalSize[1], InputH: pf.InputSize[0], InputW: pf.InputSize[1]}
@@ -231,7 +231,8 @@ func predictFixtures() []predictFixture {
 		}
 	}
 	if parity.vitbDecoder {
-		fs = append(fs, predictFixture{"vitb_decoder", "predict.json", "predict.safetensors", "embedding.safetensors"})
+		// Weights and embedding regenerated (predictInputs).
+		fs = append(fs, predictFixture{"vitb_decoder", "predict.json", "predict.safetensors", ""})
 	}
 	return fs
 }
@@ -239,12 +240,7 @@ func predictFixtures() []predictFixture {
 // loadModelOn loads a fixture set's model on b.
 func loadModelOn(t testing.TB, b nn.Backend, set string) *sam.Model {
 	t.Helper()
-	cfg, err := sam.ReadConfig(fixturePath(set, "config.json"))
-	require.NoError(t, err)
-	m, err := sam.Load(fixturePath(set, "model.safetensors"), b, sam.LoadOptions{Config: &cfg})
-	require.NoError(t, err)
-	t.Cleanup(func() { m.Close() })
-	return m
+	return loadCheckpointOn(t, b, set, fixturePath(set, "model.safetensors"))
 }
 
 // caseOutputs are a case's results, every prompt and mask back to back.

@@ -45,12 +45,38 @@ var parity = parityScope{sets: []string{"tiny", "small", "tinyvit"}, images: []i
 // loadModel loads a fixture set's model with its config.json.
 func loadModel(t testing.TB, set, file string) *sam.Model {
 	t.Helper()
+	return loadCheckpointOn(t, newBackend(t), set, fixturePath(set, file))
+}
+
+// loadCheckpointOn loads the checkpoint at path on b with set's config.json.
+func loadCheckpointOn(t testing.TB, b nn.Backend, set, path string) *sam.Model {
+	t.Helper()
 	cfg, err := sam.ReadConfig(fixturePath(set, "config.json"))
 	require.NoError(t, err)
-	m, err := sam.Load(fixturePath(set, file), newBackend(t), sam.LoadOptions{Config: &cfg})
+	m, err := sam.Load(path, b, sam.LoadOptions{Config: &cfg})
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// predictInputs are what a predict fixture runs on: its model, loaded on
+// each of backends, and its stored embedding. vitb_decoder's weights and
+// embedding are regenerated (vitbDecoderFiles); the other sets' are their
+// model.safetensors and embeddingFile's "embedding".
+func predictInputs(t testing.TB, set, embeddingFile string, backends ...nn.Backend) ([]*sam.Model, []float32) {
+	t.Helper()
+	ck := fixturePath(set, "model.safetensors")
+	var feat []float32
+	if set == "vitb_decoder" {
+		ck, feat = vitbDecoderFiles(t)
+	} else {
+		feat, _ = openTensors(t, fixturePath(set, embeddingFile)).get(t, "embedding")
+	}
+	ms := make([]*sam.Model, len(backends))
+	for i, b := range backends {
+		ms[i] = loadCheckpointOn(t, b, set, ck)
+	}
+	return ms, feat
 }
 
 // tensors is a reference safetensors file.

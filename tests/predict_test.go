@@ -65,27 +65,27 @@ func (c predictCase) prompts(t testing.TB, ref tensors, name string) []sam.Promp
 // embeddings, the decoder's intermediates (tiny), low-res logits, IoU,
 // upscaled logits and masks.
 func TestPredictParity(t *testing.T) {
-	type fixture struct{ set, json, tensors, embedding, embName string }
+	type fixture struct{ set, json, tensors, embedding string }
 	var fixtures []fixture
 	for _, set := range parity.sets {
 		for _, k := range parity.images {
 			fixtures = append(fixtures, fixture{set,
 				fmt.Sprintf("image_%d.predict.json", k), fmt.Sprintf("image_%d.predict.safetensors", k),
-				fmt.Sprintf("image_%d.encoder.safetensors", k), "embedding"})
+				fmt.Sprintf("image_%d.encoder.safetensors", k)})
 		}
 	}
 	if parity.vitbDecoder {
-		fixtures = append(fixtures, fixture{"vitb_decoder", "predict.json", "predict.safetensors", "embedding.safetensors", "embedding"})
+		// Weights and embedding regenerated (vitbDecoderFiles).
+		fixtures = append(fixtures, fixture{"vitb_decoder", "predict.json", "predict.safetensors", ""})
 	}
 
 	for _, fx := range fixtures {
 		t.Run(fx.set+"/"+fx.json, func(t *testing.T) {
-			m := loadModel(t, fx.set, "model.safetensors")
+			ms, feat := predictInputs(t, fx.set, fx.embedding, newBackend(t))
+			m := ms[0]
 			var pf predictFile
 			readJSON(t, fixturePath(fx.set, fx.json), &pf)
 			ref := openTensors(t, fixturePath(fx.set, fx.tensors))
-			embRef := openTensors(t, fixturePath(fx.set, fx.embedding))
-			feat, _ := embRef.get(t, fx.embName)
 
 			C, g := m.Config.PromptEmbedDim, m.Config.GridSize()
 			emb := &sam.Embedding{Features: feat, C: C, G: g, ImgSize: m.Config.ImgSize,

@@ -133,13 +133,26 @@ type vittReference struct {
 
 // writeVitTCheckpoint regenerates the vit_t weights, checks them against
 // the reference's hash, and writes them as BF16 safetensors under dir.
-func writeVitTCheckpoint(t *testing.T, ref *vittReference, dir string) string {
+func writeVitTCheckpoint(t testing.TB, ref *vittReference, dir string) string {
 	t.Helper()
-	names := make([]string, len(ref.Tensors))
 	shapes := map[string][]int{}
-	for i, e := range ref.Tensors {
-		names[i] = e.Name
+	for _, e := range ref.Tensors {
 		shapes[e.Name] = e.Shape
+	}
+	path := filepath.Join(dir, "mobile_sam_prng.safetensors")
+	writePRNGCheckpoint(t, shapes, ref.Weights.NumParams, ref.Weights.SHA256, path)
+	return path
+}
+
+// writePRNGCheckpoint regenerates every tensor of shapes with vittTensor,
+// checks the parameter count and the generator's sha256 (each tensor in
+// name order: its name, then its bfloat16 bits little-endian), and writes
+// them as a BF16 safetensors checkpoint at path.
+func writePRNGCheckpoint(t testing.TB, shapes map[string][]int, numParams int, sha string, path string) {
+	t.Helper()
+	names := make([]string, 0, len(shapes))
+	for n := range shapes {
+		names = append(names, n)
 	}
 	slices.Sort(names)
 	h := sha256.New()
@@ -149,21 +162,79 @@ func writeVitTCheckpoint(t *testing.T, ref *vittReference, dir string) string {
 		v := vittTensor(n, shapes[n])
 		params += len(v)
 		h.Write([]byte(n))
-		b := make([]byte, 2*len(v))
-		for i, x := range v {
-			binary.LittleEndian.PutUint16(b[2*i:], uint16(math.Float32bits(x)>>16))
-		}
-		h.Write(b)
+		h.Write(bf16Bytes(v))
 		wts = append(wts, checkpoint.WriteTensor{Name: n, DType: checkpoint.BF16, Shape: shapes[n], F32: v})
 	}
-	require.Equal(t, ref.Weights.NumParams, params)
-	require.Equal(t, ref.Weights.SHA256, hex.EncodeToString(h.Sum(nil)), "the Go PRNG weights differ from gen_tinyvit.py's")
-	path := filepath.Join(dir, "mobile_sam_prng.safetensors")
+	require.Equal(t, numParams, params)
+	require.Equal(t, sha, hex.EncodeToString(h.Sum(nil)), "the Go PRNG weights differ from the generator's (testdata/gen)")
 	f, err := os.Create(path)
 	require.NoError(t, err)
 	require.NoError(t, checkpoint.WriteSafetensors(f, wts, nil))
 	require.NoError(t, f.Close())
-	return path
+}
+
+// bf16Bytes is v (exact bfloat16s) as little-endian bfloat16 bits.
+func bf16Bytes(v []float32) []byte {
+	b := make([]byte, 2*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint16(b[2*i:], uint16(math.Float32bits(x)>>16))
+	}
+	return b
+}
+
+// vitb_decoder (testdata/FIXTURES.md): the real-size SAM prompt encoder
+// and mask decoder. Its weights (vittRule, as vit_t's) and its embedding
+// are not stored but regenerated here; predict.json's "prng" gives the
+// generator's hashes (testdata/gen/gen_vitb_decoder.py).
+
+// vitbDecoderPRNG is predict.json's "prng" section.
+type vitbDecoderPRNG struct {
+	PRNG struct {
+		WeightsSHA256   string `json:"weights_sha256"`
+		NumTensors      int    `json:"num_tensors"`
+		NumParams       int    `json:"num_params"`
+		EmbeddingSHA256 string `json:"embedding_sha256"`
+	} `json:"prng"`
+}
+
+// vitbDecoderEmbedding is gen_vitb_decoder.py's embedding_values: (1, 256,
+// 64, 64) ≈ 0.5·N(0,1), value i = (((U[4i]+U[4i+1])+U[4i+2])+U[4i+3])·√3/4
+// with U = splitmixUniform("embedding", 4n), rounded to bfloat16.
+func vitbDecoderEmbedding() []float32 {
+	const n = 256 * 64 * 64
+	u := splitmixUniform("embedding", 4*n)
+	c := math.Sqrt(3) / 4
+	out := make([]float32, n)
+	for i := range out {
+		s := u[4*i] + u[4*i+1]
+		s += u[4*i+2]
+		s += u[4*i+3]
+		x := float64(s * c)
+		b := checkpoint.Float32ToBF16(float32(x))
+		out[i] = math.Float32frombits(uint32(b) << 16)
+	}
+	return out
+}
+
+// vitbDecoderFiles regenerates vitb_decoder's weights (written as a BF16
+// safetensors checkpoint under t.TempDir(), the keys and shapes of its
+// config.json) and its embedding, each checked against predict.json's
+// sha256.
+func vitbDecoderFiles(t testing.TB) (checkpointPath string, embedding []float32) {
+	t.Helper()
+	var ref vitbDecoderPRNG
+	readJSON(t, fixturePath("vitb_decoder", "predict.json"), &ref)
+	cfg, err := sam.ReadConfig(fixturePath("vitb_decoder", "config.json"))
+	require.NoError(t, err)
+	require.False(t, cfg.HasImageEncoder)
+	shapes := cfg.StateDictShapes()
+	require.Len(t, shapes, ref.PRNG.NumTensors)
+	checkpointPath = filepath.Join(t.TempDir(), "vitb_decoder_prng.safetensors")
+	writePRNGCheckpoint(t, shapes, ref.PRNG.NumParams, ref.PRNG.WeightsSHA256, checkpointPath)
+	embedding = vitbDecoderEmbedding()
+	e := sha256.Sum256(bf16Bytes(embedding))
+	require.Equal(t, ref.PRNG.EmbeddingSHA256, hex.EncodeToString(e[:]), "the Go PRNG embedding differs from gen_vitb_decoder.py's")
+	return checkpointPath, embedding
 }
 
 // subsample is x (1, H, W, C) at [:, ::s, ::s, ::sc], row-major.

@@ -22,8 +22,15 @@ func TestSafetensorsFixture(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, v, 192*64)
 
-	// BF16 widening (vitb_decoder stores its weights as bfloat16).
-	g, err := Open(filepath.Join(testdata, "vitb_decoder", "model.safetensors"))
+	// BF16 widening (vitb_decoder's weights are bfloat16; tests/ regenerates
+	// them, so a BF16 file is written here).
+	var buf bytes.Buffer
+	gauss := make([]float32, 2*128)
+	for i := range gauss {
+		gauss[i] = float32(i%9-4) / 4
+	}
+	require.NoError(t, WriteSafetensors(&buf, []WriteTensor{{Name: "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix", DType: BF16, Shape: []int{2, 128}, F32: gauss}}, nil))
+	g, err := Parse("bf16", buf.Bytes())
 	require.NoError(t, err)
 	defer g.Close()
 	pe, ok := g.Tensor("prompt_encoder.pe_layer.positional_encoding_gaussian_matrix")

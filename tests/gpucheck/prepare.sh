@@ -39,7 +39,10 @@ before=$(du -sb .gpu/vendor | cut -f1)
   | sort | comm -23 - "$keep" | xargs -r rm -f)
 find .gpu/vendor -type d -empty -delete
 after=$(du -sb .gpu/vendor | cut -f1)
-tree=$(git ls-files -co --exclude-standard -z | du -cb --files0-from=- | tail -1 | cut -f1)
+# What travels: tracked and untracked-not-ignored files that exist (a
+# tracked file deleted in the working tree does not).
+tree=$(git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+  | du -cb --files0-from=- | tail -1 | cut -f1)
 gpu=$(du -sb .gpu | cut -f1)
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 echo "gpu prepare: vendor $(mib "$before") → $(mib "$after"); working tree $(mib "$tree") + .gpu $(mib "$gpu") = $(mib $((tree + gpu))) (limit 64 MiB)" >&2
