@@ -144,6 +144,30 @@ const (
 	tolBF16DensePE   = 1e-2 // abs: dense_pe is a bf16 weight (|x| ≤ 1, rounding ≤ 2⁻⁹)
 )
 
+// bf16Tolerances are the bf16 IoU tolerance and mask agreement for a
+// fixture set. Sets whose generator gave the decoder gains (config.json
+// init.gains; tinyvit's random, unfitted decoder has 6 on the hypernetwork
+// and IoU-head last layers, ".layers.2.weight", and 3 on output_upscaling.3,
+// so that its masks and scores spread) get tolBF16IoU times that gain (the
+// iou token's bf16 rounding error is multiplied by it too) and 98%
+// agreement: their masks are large blobs whose logits cross zero over wide
+// shallow slopes, so the same bf16 error (low-res logits max/std ≤ 0.22
+// under the simulator, tiny's ≤ 0.23) flips more pixels (98.75–99.95%
+// measured there, tiny's 99.83–99.96%). Other sets keep tolBF16IoU and
+// minBF16Agreement.
+func bf16Tolerances(t *testing.T, set string) (iou, agreement float64) {
+	var cfg struct {
+		Init struct {
+			Gains map[string]float64 `json:"gains"`
+		} `json:"init"`
+	}
+	readJSON(t, fixturePath(set, "config.json"), &cfg)
+	if g := cfg.Init.Gains[".layers.2.weight"]; g > 1 {
+		return tolBF16IoU * g, 0.98
+	}
+	return tolBF16IoU, minBF16Agreement
+}
+
 func TestGPUParityBF16(t *testing.T) {
 	skipWithoutGPU(t)
 	simScope(t, 0) // bf16 runs 2.5 times slower than fp32 there (integer conversions)
@@ -186,7 +210,7 @@ func TestGPUParityBF16(t *testing.T) {
 				for _, name := range []string{"a", "b", "c", "d", "e", "batch"} {
 					c := pf.Cases[name]
 					c.bestOfA = pf.Cases["a"].BestMask
-					t.Run(name, func(t *testing.T) { checkCaseBF16(t, gp, cp, c, ref, name) })
+					t.Run(name, func(t *testing.T) { checkCaseBF16(t, gp, cp, c, ref, name, fx.set) })
 				}
 			})
 		}
@@ -207,7 +231,7 @@ func TestGPUParityBF16(t *testing.T) {
 					for _, name := range []string{"a", "b", "c", "d", "e", "batch"} {
 						c := pf.Cases[name]
 						c.bestOfA = pf.Cases["a"].BestMask
-						t.Run(name, func(t *testing.T) { checkCaseBF16(t, gp, cp, c, ref, name) })
+						t.Run(name, func(t *testing.T) { checkCaseBF16(t, gp, cp, c, ref, name, set) })
 					}
 				})
 			}
@@ -279,12 +303,13 @@ func agreement(a, b []bool) float64 {
 
 // checkCaseBF16 is checkCase with the bf16 tolerances, plus the masks
 // against the CPU's for the same prompts.
-func checkCaseBF16(t *testing.T, gp, cp *sam.Predictor, c predictCase, ref tensors, name string) {
+func checkCaseBF16(t *testing.T, gp, cp *sam.Predictor, c predictCase, ref tensors, name, set string) {
+	tolIoU, minAgree := bf16Tolerances(t, set)
 	prompts := c.prompts(t, ref, name)
 	g := runCase(t, gp, prompts, c.NumMasks)
 	cr := runCase(t, cp, prompts, c.NumMasks)
 	key := func(s string) string { return name + "." + s }
-	requireAbs(t, key("iou")+" (bf16)", g.iou, first(ref.get(t, key("iou"))), tolBF16IoU)
+	requireAbs(t, key("iou")+" (bf16)", g.iou, first(ref.get(t, key("iou"))), tolIoU)
 	if ref.has(key("low_res_logits")) {
 		requireClose(t, key("low_res_logits")+" (bf16)", g.low, first(ref.get(t, key("low_res_logits"))), tolBF16Logits)
 	}
@@ -294,7 +319,7 @@ func checkCaseBF16(t *testing.T, gp, cp *sam.Predictor, c predictCase, ref tenso
 	require.Len(t, g.masks, len(cr.masks))
 	agree := agreement(g.masks, cr.masks)
 	t.Logf("%-28s %.4f%% of mask pixels agree with the CPU", key("masks")+" (bf16)", 100*agree)
-	require.GreaterOrEqual(t, agree, minBF16Agreement, "%s: mask agreement with the CPU", key("masks"))
+	require.GreaterOrEqual(t, agree, minAgree, "%s: mask agreement with the CPU", key("masks"))
 	requireClose(t, key("low_res_logits")+" (bf16 vs cpu)", g.low, cr.low, tolBF16Logits)
 }
 
