@@ -27,7 +27,7 @@ const (
 func TestEncoderParity(t *testing.T) {
 	for _, set := range parity.sets {
 		m := loadModel(t, set, "model.safetensors")
-		for _, k := range parity.images {
+		for _, k := range parity.imagesOf(set) {
 			t.Run(fmt.Sprintf("%s/image_%d", set, k), func(t *testing.T) {
 				ref := openTensors(t, fixturePath(set, fmt.Sprintf("image_%d.encoder.safetensors", k)))
 				img, err := imgproc.Load(fixturePath(set, fmt.Sprintf("image_%d.png", k)))

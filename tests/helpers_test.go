@@ -38,6 +38,19 @@ type parityScope struct {
 	images      []int    // the images of each set (image_K)
 	vitbDecoder bool     // TestPredictParity on vitb_decoder too
 	stored      bool     // the predict cases from the stored embedding too (the end-to-end ones use ours)
+	// setImages, when it names a set, replaces images for it; bf16EndToEnd,
+	// when not nil, lists the sets of the bf16 end-to-end cases (the GPU
+	// simulator's time budget: tests/gpu_test.go simScope).
+	setImages    map[string][]int
+	bf16EndToEnd []string
+}
+
+// imagesOf is the images of set the parity tests cover.
+func (p parityScope) imagesOf(set string) []int {
+	if im, ok := p.setImages[set]; ok {
+		return im
+	}
+	return p.images
 }
 
 var parity = parityScope{sets: []string{"tiny", "small", "tinyvit"}, images: []int{0, 1}, vitbDecoder: true, stored: true}

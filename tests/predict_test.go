@@ -68,7 +68,7 @@ func TestPredictParity(t *testing.T) {
 	type fixture struct{ set, json, tensors, embedding string }
 	var fixtures []fixture
 	for _, set := range parity.sets {
-		for _, k := range parity.images {
+		for _, k := range parity.imagesOf(set) {
 			fixtures = append(fixtures, fixture{set,
 				fmt.Sprintf("image_%d.predict.json", k), fmt.Sprintf("image_%d.predict.safetensors", k),
 				fmt.Sprintf("image_%d.encoder.safetensors", k)})
@@ -182,7 +182,7 @@ func checkCase(t *testing.T, p *sam.Predictor, c predictCase, ref tensors, name 
 // our own embedding, and checks the logits and masks of every case.
 func TestEndToEnd(t *testing.T) {
 	for _, set := range parity.sets {
-		for _, k := range parity.images {
+		for _, k := range parity.imagesOf(set) {
 			t.Run(fmt.Sprintf("%s/image_%d", set, k), func(t *testing.T) {
 				m := loadModel(t, set, "model.safetensors")
 				var pf predictFile
