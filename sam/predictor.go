@@ -85,6 +85,27 @@ func (m Mask) Area() int {
 	return n
 }
 
+// Box is the mask's inclusive bounding box [x0, y0, x1, y1] (as the
+// official batched_mask_to_box) and its area; for an empty mask the box is
+// [0, 0, 0, 0] and ok is false.
+func (m Mask) Box() (box [4]int, area int, ok bool) {
+	x0, y0, x1, y1 := m.W, m.H, -1, -1
+	for y := range m.H {
+		row := m.Pix[y*m.W : (y+1)*m.W]
+		for x, v := range row {
+			if v {
+				area++
+				x0, x1 = min(x0, x), max(x1, x)
+				y0, y1 = min(y0, y), max(y1, y)
+			}
+		}
+	}
+	if x1 < 0 {
+		return [4]int{}, 0, false
+	}
+	return [4]int{x0, y0, x1, y1}, area, true
+}
+
 // Image returns the mask as an 8-bit grayscale image, 255 inside and 0
 // outside (what png.Encode writes as a black-and-white PNG). Pixels that
 // Pix lacks are outside.

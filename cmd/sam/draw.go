@@ -132,23 +132,3 @@ var (
 	negativeColor = [3]uint8{230, 40, 40}   // background point
 	ringColor     = [3]uint8{255, 255, 255} // around points
 )
-
-// maskBox is the inclusive bounding box [x0, y0, x1, y1] of a row-major
-// w×h mask and its area; ok is false for an empty mask.
-func maskBox(m []bool, w, h int) (box [4]int, area int, ok bool) {
-	x0, y0, x1, y1 := w, h, -1, -1
-	for y := range h {
-		row := m[y*w : (y+1)*w]
-		for x, v := range row {
-			if v {
-				area++
-				x0, x1 = min(x0, x), max(x1, x)
-				y0, y1 = min(y0, y), max(y1, y)
-			}
-		}
-	}
-	if x1 < 0 {
-		return [4]int{}, 0, false
-	}
-	return [4]int{x0, y0, x1, y1}, area, true
-}

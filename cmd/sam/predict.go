@@ -326,7 +326,7 @@ func runPredict(args []string, stdout, stderr io.Writer) error {
 				}
 				written[name] = true
 				rec := maskRecord{File: name, Prompt: b, Index: j, IoU: r.IoU[j], Best: j == best[b]}
-				if box, area, ok := maskBox(pix, W, H); ok {
+				if box, area, ok := r.Masks[j].Box(); ok {
 					rec.Area, rec.BBox = area, [4]int{box[0], box[1], box[2] - box[0], box[3] - box[1]}
 				}
 				records = append(records, rec)

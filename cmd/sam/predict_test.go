@@ -10,6 +10,7 @@ import (
 	npyio "codeberg.org/sbinet/npyio/npy"
 	"github.com/stretchr/testify/require"
 
+	"github.com/samgo/samgo/sam"
 	"github.com/samgo/samgo/sam/imgproc"
 	"github.com/samgo/samgo/sam/npy"
 )
@@ -94,7 +95,7 @@ func TestPredictResultAndOverlay(t *testing.T) {
 		for q := range pix {
 			pix[q] = png.Pix[3*q] == 255
 		}
-		box, area, ok := maskBox(pix, png.W, png.H)
+		box, area, ok := sam.Mask{W: png.W, H: png.H, Pix: pix}.Box()
 		require.Equal(t, area, m.Area, m.File)
 		if ok {
 			require.Equal(t, [4]int{box[0], box[1], box[2] - box[0], box[3] - box[1]}, m.BBox, m.File)

@@ -895,20 +895,8 @@ func abs(v int) int {
 // maskBox is batched_mask_to_box for one row-major w×h mask: the inclusive
 // box [x0, y0, x1, y1], [0,0,0,0] when empty.
 func maskBox(m []bool, w, h int) [4]int {
-	xmin, ymin, xmax, ymax := w, h, -1, -1
-	for y := range h {
-		row := m[y*w : (y+1)*w]
-		for x, v := range row {
-			if v {
-				xmin, xmax = min(xmin, x), max(xmax, x)
-				ymin, ymax = min(ymin, y), max(ymax, y)
-			}
-		}
-	}
-	if xmax < 0 {
-		return [4]int{}
-	}
-	return [4]int{xmin, ymin, xmax, ymax}
+	box, _, _ := sam.Mask{W: w, H: h, Pix: m}.Box()
+	return box
 }
 
 // postprocessSmallRegions is postprocess_small_regions: per mask fill

@@ -59,7 +59,7 @@ func decodeMaskOut(t testing.TB, m maskOut, format string, w, h int) []bool {
 		t.Fatalf("format %q", format)
 	}
 	if format != formatPolygon {
-		box, area, ok := maskBox(pix, w, h)
+		box, area, ok := sam.Mask{W: w, H: h, Pix: pix}.Box()
 		require.Equal(t, area, m.Area)
 		if ok {
 			require.Equal(t, &[4]int{box[0], box[1], box[2] - box[0], box[3] - box[1]}, m.BBox)

@@ -56,7 +56,7 @@ func encodeMask(m sam.Mask, format string) (maskOut, error) {
 		out.RLE = &c
 		return out, nil
 	}
-	box, area, _ := maskBox(m.Pix, m.W, m.H)
+	box, area, _ := m.Box()
 	setBox(box, area)
 	switch format {
 	case formatPNG:
@@ -75,23 +75,6 @@ func encodeMask(m sam.Mask, format string) (maskOut, error) {
 		return out, fmt.Errorf("format %q", format)
 	}
 	return out, nil
-}
-
-// maskBox is the inclusive bounding box [x0, y0, x1, y1] of a row-major
-// mask and its area; ok is false for an empty mask.
-func maskBox(m []bool, w, h int) (box [4]int, area int, ok bool) {
-	x0, y0, x1, y1 := w, h, -1, -1
-	for y := range h {
-		row := m[y*w : (y+1)*w]
-		for x, v := range row {
-			if v {
-				area++
-				x0, x1 = min(x0, x), max(x1, x)
-				y0, y1 = min(y0, y), max(y1, y)
-			}
-		}
-	}
-	return [4]int{x0, y0, x1, y1}, area, area > 0
 }
 
 // Polygons traces the outer boundary of every 4-connected part of a
