@@ -2,8 +2,6 @@
 
 package cpu
 
-import "golang.org/x/sys/cpu"
-
 //go:noescape
 func mulAddAVX512(o, x, w []float32)
 
@@ -16,11 +14,6 @@ func addAVX512(o, x []float32)
 //go:noescape
 func addAVX2(o, x []float32)
 
-var (
-	mulAddWide    = cpu.X86.HasAVX512F
-	mulAddHaswell = cpu.X86.HasAVX2 && cpu.X86.HasFMA
-)
-
 // mulAdd does o[i] += x[i]·w[i] for i < len(o) (x and w at least as long):
 // the depthwise conv's inner loop over channels. The vector code fuses the
 // multiply and the add (one rounding instead of two).
@@ -29,10 +22,10 @@ func mulAdd(o, x, w []float32) {
 	x, w = x[:n], w[:n]
 	done := 0
 	switch {
-	case mulAddWide:
+	case haveAVX512:
 		mulAddAVX512(o, x, w)
 		done = n &^ 15
-	case mulAddHaswell:
+	case haveAVX2:
 		mulAddAVX2(o, x, w)
 		done = n &^ 7
 	}
@@ -48,10 +41,10 @@ func addInto(o, x []float32) {
 	x = x[:n]
 	done := 0
 	switch {
-	case mulAddWide:
+	case haveAVX512:
 		addAVX512(o, x)
 		done = n &^ 15
-	case mulAddHaswell:
+	case haveAVX2:
 		addAVX2(o, x)
 		done = n &^ 7
 	}

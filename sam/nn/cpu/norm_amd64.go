@@ -20,7 +20,7 @@ func lnApplyAVX512(out, x, w, b []float32, meanHi, meanLo, rstd float32)
 // scalar code's float64 evaluation); otherwise layerNormRowGo.
 func layerNormRow(or, xr, w, b []float32, eps float32) {
 	C := len(xr)
-	if !mulAddWide || C%16 != 0 {
+	if !haveAVX512 || C%16 != 0 {
 		layerNormRowGo(or, xr, w, b, eps)
 		return
 	}

@@ -14,7 +14,8 @@ import "golang.org/x/sys/cpu"
 // integer exponent arithmetic for AVX2).
 //
 // Variables, not constants, so that tests can force each path
-// (forceVMath).
+// (forceVMath). The multiply-add, bias add and layernorm kernels
+// (muladd_amd64.go, norm_amd64.go) dispatch on them too.
 var (
 	haveAVX512 = cpu.X86.HasAVX512F
 	haveAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
