@@ -61,22 +61,9 @@ func peakEncoderVitB(t *testing.T) (peak int64, el time.Duration) {
 // embedding of a 1024×1024 image (TestPeakMemory's decoder case) and
 // returns the backend's peak above its use before (the embedding).
 func peakDecoder64(t *testing.T) (peak int64, el time.Duration) {
-	cfg := VitB
-	cfg.HasImageEncoder = false
-	b := cpu.New()
-	m, err := NewRandom(cfg, b, 1)
-	require.NoError(t, err)
-	defer m.Close()
-	g, C, S := cfg.GridSize(), cfg.PromptEmbedDim, cfg.ImgSize
-	rng := rand.New(rand.NewPCG(5, 5))
-	f := make([]float32, C*g*g)
-	for i := range f {
-		f[i] = float32(rng.NormFloat64() * 0.5)
-	}
-	ps := make([]Prompt, 64)
-	for i := range ps {
-		ps[i] = Prompt{Points: []Point{{X: rng.Float64() * float64(S), Y: rng.Float64() * float64(S), Label: 1}}}
-	}
+	m, b, f, rng := randomVitBDecoder(t)
+	g, C, S := m.Config.GridSize(), m.Config.PromptEmbedDim, m.Config.ImgSize
+	ps := randomPointPrompts(rng, 64, S)
 	p := NewPredictor(m)
 	require.NoError(t, p.SetEmbedding(&Embedding{Features: f, C: C, G: g, ImgSize: S, OriginalH: S, OriginalW: S, InputH: S, InputW: S}))
 	base := b.MemoryInUse()

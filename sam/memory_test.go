@@ -62,6 +62,36 @@ func maxRSS() int64 {
 	return ru.Maxrss * 1024
 }
 
+// randomVitBDecoder is a decoder-only ViT-B with random weights on its own
+// CPU backend (closed when the test ends), a random (C, g, g) embedding
+// 0.5·N(0, 1) for it, and the generator, which the callers draw their
+// prompts from next.
+func randomVitBDecoder(t *testing.T) (*Model, *cpu.Backend, []float32, *rand.Rand) {
+	cfg := VitB
+	cfg.HasImageEncoder = false
+	b := cpu.New()
+	m, err := NewRandom(cfg, b, 1)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	g, C := cfg.GridSize(), cfg.PromptEmbedDim
+	rng := rand.New(rand.NewPCG(5, 5))
+	f := make([]float32, C*g*g)
+	for i := range f {
+		f[i] = float32(rng.NormFloat64() * 0.5)
+	}
+	return m, b, f, rng
+}
+
+// randomPointPrompts is n one-point positive prompts (multimask) spread
+// over an S×S image.
+func randomPointPrompts(rng *rand.Rand, n, S int) []Prompt {
+	ps := make([]Prompt, n)
+	for i := range ps {
+		ps[i] = Prompt{Points: []Point{{X: rng.Float64() * float64(S), Y: rng.Float64() * float64(S), Label: 1}}}
+	}
+	return ps
+}
+
 // TestPeakMemory measures the two cases: SAM_MEMORY=decoder is 64
 // point prompts, multimask, on a ViT-B-size embedding of a 1024×1024
 // image; SAM_MEMORY=large:N is two boxes, multimask, on an N×N image. Run
@@ -74,30 +104,18 @@ func TestPeakMemory(t *testing.T) {
 	if which == "" {
 		t.Skip("set SAM_MEMORY=decoder or SAM_MEMORY=large:N to measure (alone, in its own process)")
 	}
-	cfg := VitB
-	cfg.HasImageEncoder = false
-	b := cpu.New()
-	m, err := NewRandom(cfg, b, 1)
-	require.NoError(t, err)
-	defer m.Close()
-	g, C, S := cfg.GridSize(), cfg.PromptEmbedDim, cfg.ImgSize
-	rng := rand.New(rand.NewPCG(5, 5))
-	f := make([]float32, C*g*g)
-	for i := range f {
-		f[i] = float32(rng.NormFloat64() * 0.5)
-	}
+	m, b, f, rng := randomVitBDecoder(t)
+	g, C, S := m.Config.GridSize(), m.Config.PromptEmbedDim, m.Config.ImgSize
 	H, W := S, S
 	var ps []Prompt
+	var err error
 	if n, ok := strings.CutPrefix(which, "large:"); ok {
 		H, err = strconv.Atoi(n)
 		require.NoError(t, err)
 		W = H
 		ps = []Prompt{{Box: &Box{X0: 10, Y0: 10, X1: float64(W) / 2, Y1: float64(H) / 3}}, {Box: &Box{X0: float64(W) / 4, Y0: 0, X1: float64(W), Y1: float64(H)}}}
 	} else {
-		ps = make([]Prompt, 64)
-		for i := range ps {
-			ps[i] = Prompt{Points: []Point{{X: rng.Float64() * float64(S), Y: rng.Float64() * float64(S), Label: 1}}}
-		}
+		ps = randomPointPrompts(rng, 64, S)
 	}
 	ih, iw := PreprocessShape(H, W, S)
 	p := NewPredictor(m)
