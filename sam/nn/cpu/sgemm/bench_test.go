@@ -72,3 +72,34 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 	}
 	return x
 }
+
+// BenchmarkGemmBF16 is BenchmarkGemm for GemmBF16 (B packed beforehand, as
+// weights are at load; A converted by each product): GFLOP/s on the same
+// shapes, serial and parallel.
+func BenchmarkGemmBF16(b *testing.B) {
+	for _, s := range benchShapes {
+		if s.transA {
+			continue
+		}
+		br, bc := s.k, s.n
+		if s.transB {
+			br, bc = s.n, s.k
+		}
+		flops := 2 * float64(s.m) * float64(s.n) * float64(s.k)
+		for _, v := range []struct {
+			name string
+			f    func(m int, alpha float32, a []float32, lda int, b *PackedBF16, beta float32, c []float32, ldc int)
+		}{{"serial", GemmBF16Serial}, {"parallel", GemmBF16}} {
+			b.Run(fmt.Sprintf("%s/%s", s.name, v.name), func(b *testing.B) {
+				rng := rand.New(rand.NewPCG(1, 1))
+				a := randSlice(rng, s.m*s.k)
+				packed := PackBF16(s.transB, s.k, s.n, randSlice(rng, br*bc), bc)
+				c := make([]float32, s.m*s.n)
+				for b.Loop() {
+					v.f(s.m, 1, a, s.k, packed, 0, c, s.n)
+				}
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

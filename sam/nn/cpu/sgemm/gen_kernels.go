@@ -31,7 +31,11 @@ type variant struct {
 	nv    int  // vectors per row
 	zmm   bool // AVX-512 (16 lanes, Z registers) instead of AVX2 (8 lanes, Y)
 	embBC bool // AVX-512 only: FMA with an embedded {1to16} broadcast operand
-	doc   string
+	// bf16: AVX512_BF16 kernel (bf16.go): each k step is a pair of k
+	// values, A is read in place from bf16 rows lda apart, and the FMAs are
+	// VDPBF16PS (see vdpbf16ps).
+	bf16 bool
+	doc  string
 }
 
 func (v variant) lanes() int {
@@ -63,6 +67,18 @@ var variants = []variant{
 		doc: "4×16 tile, AVX-512: for n ≤ 16 and m ≤ 4."},
 	{name: "kernAVX2x6x16", mr: 6, nv: 2, zmm: false,
 		doc: "6×16 tile, AVX2+FMA: 12 ymm accumulators, 2 ymm of B, 2 rotating broadcast registers."},
+	{name: "kernBF16x12x32", mr: 12, nv: 2, zmm: true, bf16: true,
+		doc: "12×32 tile, AVX512_BF16: 24 zmm accumulators, 2 zmm of B (32 columns × a k pair), 6 rotating broadcast registers."},
+	{name: "kernBF16x8x32", mr: 8, nv: 2, zmm: true, bf16: true,
+		doc: "8×32 tile, AVX512_BF16: for products with m ≤ 8."},
+	{name: "kernBF16x4x32", mr: 4, nv: 2, zmm: true, bf16: true,
+		doc: "4×32 tile, AVX512_BF16: for products with m ≤ 4."},
+	{name: "kernBF16x12x16", mr: 12, nv: 1, zmm: true, bf16: true,
+		doc: "12×16 tile, AVX512_BF16: for products with n ≤ 16."},
+	{name: "kernBF16x8x16", mr: 8, nv: 1, zmm: true, bf16: true,
+		doc: "8×16 tile, AVX512_BF16: for n ≤ 16 and m ≤ 8."},
+	{name: "kernBF16x4x16", mr: 4, nv: 1, zmm: true, bf16: true,
+		doc: "4×16 tile, AVX512_BF16: for n ≤ 16 and m ≤ 4."},
 }
 
 func main() {
@@ -115,33 +131,52 @@ func emit(w func(string, ...any), v variant) {
 		zero = "VPXORD %[1]s, %[1]s, %[1]s"
 	}
 
+	// Argument offsets: the bf16 kernels take lda after a.
+	argB, argLdb, argC, argLdc, argBeta, argRows, argCols := 16, 24, 32, 40, 48, 56, 64
 	w("")
 	w("// %s computes a %s", v.name, v.doc)
 	w("//")
-	w("// func %s(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)", v.name)
-	w("TEXT ·%s(SB), NOSPLIT, $0-72", v.name)
-	w("\tMOVQ k+0(FP), CX")
-	w("\tMOVQ a+8(FP), SI")
-	w("\tMOVQ b+16(FP), DI")
-	w("\tMOVQ ldb+24(FP), R9")
+	if v.bf16 {
+		argB, argLdb, argC, argLdc, argBeta, argRows, argCols = 24, 32, 40, 48, 56, 64, 72
+		w("// func %s(k int, a *uint32, lda int, b *uint32, ldb int, c *float32, ldc int, beta float32, rows, cols int)", v.name)
+		w("TEXT ·%s(SB), NOSPLIT, $0-80", v.name)
+		w("\tMOVQ k+0(FP), CX // k pairs")
+		w("\tMOVQ a+8(FP), SI // A rows 0-3")
+		w("\tMOVQ lda+16(FP), R12")
+		w("\tSHLQ $2, R12 // lda in bytes")
+		w("\tLEAQ (R12)(R12*2), R13 // 3·lda")
+		if v.mr > 4 {
+			w("\tLEAQ (SI)(R12*4), AX // A rows 4-7")
+		}
+		if v.mr > 8 {
+			w("\tLEAQ (AX)(R12*4), BX // A rows 8-11")
+		}
+	} else {
+		w("// func %s(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32, rows, cols int)", v.name)
+		w("TEXT ·%s(SB), NOSPLIT, $0-72", v.name)
+		w("\tMOVQ k+0(FP), CX")
+		w("\tMOVQ a+8(FP), SI")
+	}
+	w("\tMOVQ b+%d(FP), DI", argB)
+	w("\tMOVQ ldb+%d(FP), R9", argLdb)
 	w("\tSHLQ $2, R9 // ldb in bytes")
 	w("\tLEAQ (R9)(R9*2), R10 // 3·ldb")
-	w("\tMOVQ c+32(FP), R8")
-	w("\tMOVQ ldc+40(FP), R11")
+	w("\tMOVQ c+%d(FP), R8", argC)
+	w("\tMOVQ ldc+%d(FP), R11", argLdc)
 	w("\tSHLQ $2, R11 // ldc in bytes")
 	for i := 0; i < nacc; i++ {
 		w("\t"+zero, v.reg(i))
 	}
 	// Touch the C tile early so that its lines arrive while we compute.
-	w("\tMOVQ R8, AX")
+	w("\tMOVQ R8, DX")
 	for r := 0; r < v.mr; r++ {
 		for off := 0; off < v.nv*vb; off += 64 {
-			w("\tPREFETCHT0 %d(AX)", off)
+			w("\tPREFETCHT0 %d(DX)", off)
 		}
 		// The row's last element: C rows need not be 64-byte aligned.
-		w("\tPREFETCHT0 %d(AX)", v.nv*vb-4)
+		w("\tPREFETCHT0 %d(DX)", v.nv*vb-4)
 		if r < v.mr-1 {
-			w("\tADDQ R11, AX")
+			w("\tADDQ R11, DX")
 		}
 	}
 	w("\tMOVQ CX, DX")
@@ -155,7 +190,7 @@ func emit(w func(string, ...any), v variant) {
 	for s := 0; s < 4; s++ {
 		step(w, v, s, bAddr[s], breg, bcReg, nbc, &bc, vb)
 	}
-	w("\tADDQ $%d, SI", 4*v.mr*4)
+	advanceA(w, v, 4)
 	w("\tLEAQ (DI)(R9*4), DI")
 	w("\tDECQ CX")
 	w("\tJNZ %s_loop4", v.name)
@@ -164,7 +199,7 @@ func emit(w func(string, ...any), v variant) {
 	w("\tJZ %s_epilogue", v.name)
 	w("%s_loop1:", v.name)
 	step(w, v, 0, "(DI)", breg, bcReg, nbc, &bc, vb)
-	w("\tADDQ $%d, SI", v.mr*4)
+	advanceA(w, v, 1)
 	w("\tADDQ R9, DI")
 	w("\tDECQ DX")
 	w("\tJNZ %s_loop1", v.name)
@@ -172,17 +207,17 @@ func emit(w func(string, ...any), v variant) {
 	if v.zmm {
 		// Partial tiles (rows < MR or cols < NR, at the edges of C) store
 		// through lane masks, row by row; full tiles take the fast path.
-		w("\tMOVQ rows+56(FP), BX")
-		w("\tMOVQ cols+64(FP), CX")
+		w("\tMOVQ rows+%d(FP), BX", argRows)
+		w("\tMOVQ cols+%d(FP), CX", argCols)
 		w("\tCMPQ BX, $%d", v.mr)
 		w("\tJNE %s_partial", v.name)
 		w("\tCMPQ CX, $%d", v.nv*L)
 		w("\tJNE %s_partial", v.name)
 	}
-	w("\tMOVL beta+48(FP), AX")
+	w("\tMOVL beta+%d(FP), AX", argBeta)
 	w("\tANDL $0x7fffffff, AX // beta == ±0: C is write-only")
 	w("\tJZ %s_store", v.name)
-	w("\tVBROADCASTSS beta+48(FP), %s", betaReg)
+	w("\tVBROADCASTSS beta+%d(FP), %s", argBeta, betaReg)
 	w("\tMOVQ R8, AX")
 	for r := 0; r < v.mr; r++ {
 		for j := 0; j < v.nv; j++ {
@@ -222,10 +257,10 @@ func emit(w func(string, ...any), v variant) {
 		}
 		w("\tKMOVW DX, K%d", j+1)
 	}
-	w("\tMOVL beta+48(FP), AX")
+	w("\tMOVL beta+%d(FP), AX", argBeta)
 	w("\tANDL $0x7fffffff, AX")
 	w("\tJZ %s_pstore", v.name)
-	w("\tVBROADCASTSS beta+48(FP), %s", betaReg)
+	w("\tVBROADCASTSS beta+%d(FP), %s", argBeta, betaReg)
 	for r := 0; r < v.mr; r++ {
 		for j := 0; j < v.nv; j++ {
 			acc := v.reg(r*v.nv + j)
@@ -283,10 +318,55 @@ func step(w func(string, ...any), v variant, s int, bAddr string, breg, bcReg, n
 			continue
 		}
 		bcr := v.reg(bcReg + *bc%nbc)
+		if v.bf16 {
+			// Row r's k pair s: 4·s bytes into row r of A, whose rows
+			// are lda (R12) apart from the group bases SI, AX, BX.
+			base := []string{"SI", "AX", "BX"}[r/4]
+			idx := []string{"", "(R12*1)", "(R12*2)", "(R13*1)"}[r%4]
+			w("\tVBROADCASTSS %s%s, %s", mem(s*4, base), idx, bcr)
+			for j := 0; j < v.nv; j++ {
+				w("\t%s", vdpbf16ps(r*v.nv+j, breg+j, bcReg+*bc%nbc))
+			}
+			*bc++
+			continue
+		}
 		*bc++
 		w("\tVBROADCASTSS %s, %s", mem(aoff, "SI"), bcr)
 		for j := 0; j < v.nv; j++ {
 			w("\tVFMADD231PS %s, %s, %s", bcr, v.reg(breg+j), v.reg(r*v.nv+j))
 		}
 	}
+}
+
+// advanceA moves the A pointers past `steps` k steps: packed panels are
+// contiguous (MR floats a step), the bf16 kernels' rows advance by one
+// k pair (4 bytes) a step in each row group base.
+func advanceA(w func(string, ...any), v variant, steps int) {
+	if !v.bf16 {
+		w("\tADDQ $%d, SI", steps*v.mr*4)
+		return
+	}
+	for g, base := range []string{"SI", "AX", "BX"} {
+		if g*4 < v.mr {
+			w("\tADDQ $%d, %s", steps*4, base)
+		}
+	}
+}
+
+// vdpbf16ps encodes VDPBF16PS zmm(dst), zmm(src1), zmm(src2) (AT&T:
+// vdpbf16ps %zmm<src2>, %zmm<src1>, %zmm<dst>): for each of the 16 fp32
+// lanes, dst += src1.lo·src2.lo + src1.hi·src2.hi over the lane's two
+// bf16 halves. The Go assembler has no AVX512_BF16 mnemonics, so the
+// instruction is written as bytes: EVEX.512.F3.0F38.W0 52 /r, register
+// form (checked against GNU as 2.40: "vdpbf16ps %zmm3,%zmm26,%zmm17" is
+// 62 e2 2e 40 52 cb, and TestVDPBF16PSEncoding in the package tests runs
+// the generated kernels against a Go reference).
+func vdpbf16ps(dst, src1, src2 int) string {
+	inv := func(bit int) int { return (^bit) & 1 }
+	p0 := inv(dst>>3&1)<<7 | inv(src2>>4&1)<<6 | inv(src2>>3&1)<<5 | inv(dst>>4&1)<<4 | 0b10 // map 0F38
+	p1 := 0<<7 | ((^src1)&15)<<3 | 1<<2 | 0b10                                                  // W0, vvvv, pp = F3
+	p2 := 0<<7 | 0b10<<5 | 0<<4 | inv(src1>>4&1)<<3                                              // z0, L'L = 512, b0, V', aaa 0
+	modrm := 0b11<<6 | (dst&7)<<3 | src2&7
+	return fmt.Sprintf("BYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x52; BYTE $0x%02x // VDPBF16PS Z%d, Z%d, Z%d",
+		p0, p1, p2, modrm, src2, src1, dst)
 }
