@@ -68,7 +68,7 @@ func (f bf16Family) pick(m int) *bf16Kernel {
 }
 
 var (
-	bf16Fast     bool                  // the assembly kernels run here
+	bf16Fast     bool                   // the assembly kernels run here
 	bf16Families = map[int]bf16Family{} // by nr: 32 and 16
 	bf16GoFamily = bf16Family{{name: "go-bf16-4x16", mr: 4, nr: 16, fn: goBF16Kernel}}
 )

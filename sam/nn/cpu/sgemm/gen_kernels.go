@@ -364,8 +364,8 @@ func advanceA(w func(string, ...any), v variant, steps int) {
 func vdpbf16ps(dst, src1, src2 int) string {
 	inv := func(bit int) int { return (^bit) & 1 }
 	p0 := inv(dst>>3&1)<<7 | inv(src2>>4&1)<<6 | inv(src2>>3&1)<<5 | inv(dst>>4&1)<<4 | 0b10 // map 0F38
-	p1 := 0<<7 | ((^src1)&15)<<3 | 1<<2 | 0b10                                                  // W0, vvvv, pp = F3
-	p2 := 0<<7 | 0b10<<5 | 0<<4 | inv(src1>>4&1)<<3                                              // z0, L'L = 512, b0, V', aaa 0
+	p1 := 0<<7 | ((^src1)&15)<<3 | 1<<2 | 0b10                                               // W0, vvvv, pp = F3
+	p2 := 0<<7 | 0b10<<5 | 0<<4 | inv(src1>>4&1)<<3                                          // z0, L'L = 512, b0, V', aaa 0
 	modrm := 0b11<<6 | (dst&7)<<3 | src2&7
 	return fmt.Sprintf("BYTE $0x62; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x52; BYTE $0x%02x // VDPBF16PS Z%d, Z%d, Z%d",
 		p0, p1, p2, modrm, src2, src1, dst)
