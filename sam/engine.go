@@ -67,7 +67,8 @@ type EngineOptions struct {
 	Devices []string
 	// Config overrides the config inferred from the checkpoint.
 	Config *Config
-	// Precision: "fp32" (default) or "bf16" (CUDA).
+	// Precision: "fp32" (default) or "bf16" (CUDA, and the CPU where it has
+	// AVX512_BF16; elsewhere the CPU computes in fp32).
 	Precision string
 	// WorkersPerDevice is the number of concurrent workers (streams) per
 	// device (default 1).

@@ -207,7 +207,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 	} else {
 		cfg := cfg0
-		b, err := nn.Open(mf.device, nn.Options{Precision: mf.precision, Threads: mf.threads})
+		b, err := openBackend(mf.device, mf.precision, mf.threads, stderr)
 		if err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	host, _ := os.Hostname()
 	rep := benchReport{
 		Date: time.Now().UTC().Format(time.RFC3339), Device: m.Backend().Name(), Host: host,
-		Model: name, ImgSize: cfg.ImgSize, Precision: mf.precision, Threads: runtime.GOMAXPROCS(0),
+		Model: name, ImgSize: cfg.ImgSize, Precision: backendPrecision(m.Backend(), mf.precision), Threads: runtime.GOMAXPROCS(0),
 		Command: "sam bench " + strings.Join(args, " "),
 	}
 	ctx := context.Background()
@@ -331,4 +331,13 @@ func peakMemory(b nn.Backend) int64 {
 		return mr.PeakMemory()
 	}
 	return processPeakRSS()
+}
+
+// backendPrecision is the precision b computes in (asked: what was asked
+// for, for backends that do not say).
+func backendPrecision(b nn.Backend, asked string) string {
+	if p, ok := b.(interface{ Precision() string }); ok {
+		return p.Precision()
+	}
+	return asked
 }

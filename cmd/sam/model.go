@@ -30,7 +30,7 @@ func (m *modelFlags) register(fs *flag.FlagSet) {
 	onceVar(fs, &m.config, "config", "", "`CONFIG`: a JSON file, or a preset ("+presetNames+"); default: the "+sam.ConfigFileName+
 		" beside the checkpoint if there is one, else inferred from the tensor shapes (what no shape shows is assumed, and said on stderr)")
 	fs.StringVar(&m.device, "device", "cpu", "compute device: cpu, cuda or cuda:N")
-	fs.StringVar(&m.precision, "precision", "fp32", "fp32 or bf16 (bf16 on CUDA only)")
+	fs.StringVar(&m.precision, "precision", "fp32", "fp32 or bf16 (CUDA; on the CPU where it has AVX512_BF16, else the CPU computes in fp32 and says so)")
 	fs.IntVar(&m.threads, "threads", 0, fmt.Sprintf("CPU threads, 1…%d (default: all %d cores)", maxThreads, runtime.NumCPU()))
 }
 
@@ -95,7 +95,7 @@ func (m *modelFlags) load(stderr io.Writer) (*sam.Model, error) {
 
 // loadWith loads the model on device with settled options.
 func (m *modelFlags) loadWith(opts sam.LoadOptions, device string, stderr io.Writer) (*sam.Model, error) {
-	b, err := nn.Open(device, nn.Options{Precision: m.precision, Threads: m.threads})
+	b, err := openBackend(device, m.precision, m.threads, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +108,20 @@ func (m *modelFlags) loadWith(opts sam.LoadOptions, device string, stderr io.Wri
 	}
 	reportConfig(stderr, model.ConfigSource, model.Assumed)
 	return model, nil
+}
+
+// openBackend opens device in precision and says on stderr when the
+// backend computes in another one (bf16 asked of a CPU without
+// AVX512_BF16).
+func openBackend(device, precision string, threads int, stderr io.Writer) (nn.Backend, error) {
+	b, err := nn.Open(device, nn.Options{Precision: precision, Threads: threads})
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := b.(interface{ Precision() string }); ok && precision != "" && p.Precision() != precision {
+		fmt.Fprintf(stderr, "sam: %s computes in %s: %s was asked for, and this CPU lacks AVX512_BF16\n", b.Name(), p.Precision(), precision)
+	}
+	return b, nil
 }
 
 // writeJSON prints v indented on w.

@@ -134,6 +134,27 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 	}
 	// Per-worker scratch: the logits block s (rows × Nk), the rows'
 	// 1/Σexp, and with rel-pos ph (rows × nh), pw (rows × nw) and rw.
+	// bf16: each head's keys (as kᵀ, d×Nk) and values (Nk×dv) rounded and
+	// packed once for all its row blocks; queries and probabilities are
+	// rounded by the products.
+	var packs []*sgemm.PackedBF16 // (b, h) → kᵀ at 2·(b·heads+h), v after it
+	if b.bf16 {
+		packs = make([]*sgemm.PackedBF16, 2*B*heads)
+		b.parallelFor(B*heads, grain(4*Nk*(d+dv)), func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				bi, h := i/heads, i%heads
+				pk, pv := packPool.Get().(*sgemm.PackedBF16), packPool.Get().(*sgemm.PackedBF16)
+				pk.Pack(true, d, Nk, k.data[k.off+bi*Nk*k.row+h*d:], k.row)
+				pv.Pack(false, Nk, dv, v.data[v.off+bi*Nk*v.row+h*dv:], v.row)
+				packs[2*i], packs[2*i+1] = pk, pv
+			}
+		})
+		defer func() {
+			for _, p := range packs {
+				packPool.Put(p)
+			}
+		}()
+	}
 	workers := make([]*attnScratch, b.threads)
 	cost := 2*rows*Nk*(d+dv) + 20*rows*Nk
 	b.parallelFor(items, grain(cost), func(w, lo, hi int) {
@@ -154,7 +175,11 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 			qa := q.data[q.off+(bi*Nq+r0)*q.row+h*d:] // (n, d), stride q.row
 			ka := k.data[k.off+bi*Nk*k.row+h*d:]      // (Nk, d), stride k.row
 			va := v.data[v.off+bi*Nk*v.row+h*dv:]     // (Nk, dv), stride v.row
-			sgemm.GemmSerial(false, true, n, Nk, d, scale, qa, q.row, ka, k.row, 0, s, Nk)
+			if packs != nil {
+				sgemm.GemmBF16Serial(n, scale, qa, q.row, packs[2*(bi*heads+h)], 0, s, Nk)
+			} else {
+				sgemm.GemmSerial(false, true, n, Nk, d, scale, qa, q.row, ka, k.row, 0, s, Nk)
+			}
 			if rel != nil {
 				QH, QW := rel.QH, rel.QW
 				ph, pw := sc.ph[:n*nh], sc.pw[:n*nw]
@@ -179,7 +204,11 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 				}
 			}
 			o := out[(bi*Nq+r0)*Cout+h*dv:] // (n, dv), stride Cout
-			sgemm.GemmSerial(false, false, n, dv, Nk, 1, s, Nk, va, v.row, 0, o, Cout)
+			if packs != nil {
+				sgemm.GemmBF16Serial(n, 1, s, Nk, packs[2*(bi*heads+h)+1], 0, o, Cout)
+			} else {
+				sgemm.GemmSerial(false, false, n, dv, Nk, 1, s, Nk, va, v.row, 0, o, Cout)
+			}
 			for i := range n {
 				row := o[i*Cout : i*Cout+dv]
 				for j := range row {
@@ -208,6 +237,15 @@ func addRelPos(row []float32, QH, QW int, ph, pw, rw []float32) float32 {
 	for kw := range rw {
 		rw[kw] = pw[QW-1-kw]
 	}
+	if haveAVX512 && QH > 0 && QW > 0 {
+		_, _ = row[QH*QW-1], ph[QH-1]
+		return addRelPosAVX512(&row[0], &ph[0], &rw[0], QH, QW)
+	}
+	return addRelPosGo(row, QH, QW, ph, rw)
+}
+
+// addRelPosGo is addRelPos's loops in Go.
+func addRelPosGo(row []float32, QH, QW int, ph, rw []float32) float32 {
 	m := float32(math.Inf(-1))
 	for kh := range QH {
 		bh := ph[QH-1-kh]

@@ -225,3 +225,32 @@ func BenchmarkAttention(b *testing.B) {
 		})
 	}
 }
+
+// TestAddRelPosVector checks the AVX-512 rel-pos addition against the Go
+// loops bit for bit (same additions in the same order), on SAM's window
+// (14×14), global (64×64) and ragged shapes.
+func TestAddRelPosVector(t *testing.T) {
+	if !haveAVX512 {
+		t.Skip("no AVX-512 on this CPU")
+	}
+	rng := newRNG(7)
+	for _, sh := range [][2]int{{14, 14}, {64, 64}, {1, 1}, {3, 17}, {5, 33}, {2, 16}} {
+		QH, QW := sh[0], sh[1]
+		row := make([]float32, QH*QW)
+		ph, pw := make([]float32, QH), make([]float32, QW)
+		for _, x := range [][]float32{row, ph, pw} {
+			for i := range x {
+				x[i] = float32(rng.NormFloat64() * 4)
+			}
+		}
+		want := append([]float32(nil), row...)
+		rw := make([]float32, QW)
+		for kw := range rw {
+			rw[kw] = pw[QW-1-kw]
+		}
+		wantMax := addRelPosGo(want, QH, QW, ph, rw)
+		gotMax := addRelPos(row, QH, QW, ph, pw, make([]float32, QW))
+		require.Equal(t, want, row, "%d×%d", QH, QW)
+		require.Equal(t, wantMax, gotMax, "%d×%d: maximum", QH, QW)
+	}
+}

@@ -22,7 +22,7 @@ func (b *Backend) ConvAct(x, w, bias nn.Tensor, p nn.Conv) nn.Tensor {
 		bd = bt.data
 	}
 	if !p.Depthwise {
-		return b.conv2d(xt, wt.data, Cout, k, bd, p.Stride, p.Pad, p.Act)
+		return b.conv2d(xt, wt, Cout, k, bd, p.Stride, p.Pad, p.Act)
 	}
 	return b.depthwise(xt, wt.data, k, bd, p)
 }

@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 
 	"github.com/samgo/samgo/sam/nn"
+	"github.com/samgo/samgo/sam/nn/cpu/sgemm"
 )
 
 // ErrTensor marks a tensor argument that this backend cannot use: nil where
@@ -42,6 +43,7 @@ var ErrTensor = errors.New("invalid tensor")
 // Backend is the CPU implementation of nn.Backend.
 type Backend struct {
 	threads int
+	bf16    bool // bf16 products (bf16.go)
 	pool    *pool
 	mem     *memStats // shared with forks
 }
@@ -89,6 +91,20 @@ func WithoutPool() Option {
 	return func(b *Backend) { b.pool = nil }
 }
 
+// WithBF16 makes the backend's large products bf16 (see bf16.go) where the
+// CPU has AVX512_BF16; elsewhere it has no effect (Precision says which).
+func WithBF16() Option {
+	return func(b *Backend) { b.bf16 = sgemm.HasBF16() }
+}
+
+// Precision is "bf16" when the backend's products run in bf16, else "fp32".
+func (b *Backend) Precision() string {
+	if b.bf16 {
+		return "bf16"
+	}
+	return "fp32"
+}
+
 // New returns a CPU backend that runs each op on up to GOMAXPROCS
 // goroutines.
 func New(opts ...Option) *Backend {
@@ -104,10 +120,16 @@ func init() {
 		if dev != 0 {
 			return nil, fmt.Errorf("cpu: device index %d: the CPU backend has only device 0", dev)
 		}
-		if p := strings.ToLower(opts.Precision); p != "" && p != "fp32" {
-			return nil, fmt.Errorf("cpu: precision %q is not supported: the CPU backend computes in fp32", opts.Precision)
+		switch p := strings.ToLower(opts.Precision); p {
+		case "", "fp32":
+			return New(WithThreads(opts.Threads)), nil
+		case "bf16":
+			// Where the CPU lacks AVX512_BF16 this is the fp32 backend;
+			// its Precision and Name say so.
+			return New(WithThreads(opts.Threads), WithBF16()), nil
+		default:
+			return nil, fmt.Errorf("cpu: precision %q is not supported (fp32 or bf16)", opts.Precision)
 		}
-		return New(WithThreads(opts.Threads)), nil
 	})
 }
 
@@ -143,6 +165,7 @@ type Tensor struct {
 	shape []int
 	data  []float32 // len(data) == nn.Numel(shape); nil after Release
 	buf   *buffer   // the allocation data lives in (shared by views); nil for UploadWeight data
+	bf16  atomic.Pointer[weightPack] // a weight's bf16 packing (bf16.go), made on first use
 	// released is set by Release; a second Release is a no-op.
 	released atomic.Bool
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/nn"
+	"github.com/samgo/samgo/sam/nn/cpu/sgemm"
 	"github.com/samgo/samgo/sam/nn/nntest"
 )
 
@@ -83,8 +84,15 @@ func TestRegistry(t *testing.T) {
 	b, err := nn.Open("cpu", nn.Options{Threads: 3})
 	require.NoError(t, err)
 	require.Equal(t, 3, b.(*Backend).Threads())
-	_, err = nn.Open("cpu", nn.Options{Precision: "bf16"})
-	require.Error(t, err)
+	b, err = nn.Open("cpu", nn.Options{Precision: "bf16"})
+	require.NoError(t, err)
+	want := "fp32" // where the CPU lacks AVX512_BF16
+	if sgemm.HasBF16() {
+		want = "bf16"
+	}
+	require.Equal(t, want, b.(*Backend).Precision())
+	_, err = nn.Open("cpu", nn.Options{Precision: "fp16"})
+	require.ErrorContains(t, err, "fp32 or bf16")
 	_, err = nn.Open("cpu:1", nn.Options{})
 	require.Error(t, err)
 	b, err = nn.Open("cpu", nn.Options{Precision: "fp32"})

@@ -31,16 +31,16 @@ const (
 )
 
 // gemmRows runs fn over row blocks [lo, hi) of an m-row product. fn
-// computes its rows' product with gemm (GemmSerial when blocks run
-// concurrently, the parallel Gemm when there is a single block) and applies
+// computes its rows' product, on all cores when par is set (a single block)
+// and on its own goroutine otherwise (blocks run concurrently), and applies
 // its epilogue; w identifies the worker for per-worker scratch.
-func (b *Backend) gemmRows(m int, fn func(w, lo, hi int, gemm gemmFunc)) {
+func (b *Backend) gemmRows(m int, fn func(w, lo, hi int, par bool)) {
 	if m <= 0 {
 		return
 	}
 	if b.threads == 1 {
 		for lo := 0; lo < m; lo += gemmBlockRows {
-			fn(0, lo, min(lo+gemmBlockRows, m), sgemm.GemmSerial)
+			fn(0, lo, min(lo+gemmBlockRows, m), false)
 		}
 		return
 	}
@@ -49,10 +49,18 @@ func (b *Backend) gemmRows(m int, fn func(w, lo, hi int, gemm gemmFunc)) {
 		rows = (m + 2*b.threads - 1) / (2 * b.threads)
 	}
 	if rows < gemmMinRows {
-		fn(0, 0, m, sgemm.Gemm)
+		fn(0, 0, m, true)
 		return
 	}
-	b.parallelChunks(m, rows, func(w, lo, hi int) { fn(w, lo, hi, sgemm.GemmSerial) })
+	b.parallelChunks(m, rows, func(w, lo, hi int) { fn(w, lo, hi, false) })
+}
+
+// fp32Gemm is the float32 product for gemmRows' par.
+func fp32Gemm(par bool) gemmFunc {
+	if par {
+		return sgemm.Gemm
+	}
+	return sgemm.GemmSerial
 }
 
 // biasAct applies out[r, :] = act(out[r, :] + bias) to rows [lo, hi) of an
@@ -84,17 +92,27 @@ func (b *Backend) Linear(x, w, bias nn.Tensor, act nn.Act) nn.Tensor {
 		bd = bt.data
 	}
 	out := b.newTensor(shape...)
-	b.linear(xt.data, M, K, wt.data, N, bd, act, out.data)
+	b.linear(xt.data, M, K, wt, N, bd, act, out.data)
 	return out
 }
 
-// linear computes c (M, N) = act(a (M, K) · w (N, K)ᵀ + bias).
-func (b *Backend) linear(a []float32, M, K int, w []float32, N int, bias []float32, act nn.Act, c []float32) {
+// linear computes c (M, N) = act(a (M, K) · w (N, K)ᵀ + bias), in bf16
+// on a bf16 backend (w packed once, see bf16.go).
+func (b *Backend) linear(a []float32, M, K int, wt *Tensor, N int, bias []float32, act nn.Act, c []float32) {
 	if N == 0 {
 		return
 	}
-	b.gemmRows(M, func(_, lo, hi int, gemm gemmFunc) {
-		gemm(false, true, hi-lo, N, K, 1, a[lo*K:], K, w, K, 0, c[lo*N:], N)
+	if b.bf16 {
+		pw := b.packedWeight(wt, false, func() []float32 { return wt.data }, K, N)
+		b.gemmRows(M, func(_, lo, hi int, par bool) {
+			bf16Gemm(par)(hi-lo, 1, a[lo*K:], K, pw, 0, c[lo*N:], N)
+			biasAct(c, N, lo, hi, bias, act)
+		})
+		return
+	}
+	w := wt.data
+	b.gemmRows(M, func(_, lo, hi int, par bool) {
+		fp32Gemm(par)(false, true, hi-lo, N, K, 1, a[lo*K:], K, w, K, 0, c[lo*N:], N)
 		biasAct(c, N, lo, hi, bias, act)
 	})
 }
@@ -120,8 +138,8 @@ func (b *Backend) MatMulT(a, bm nn.Tensor) nn.Tensor {
 	}
 	for i := range B {
 		ai, bi, ci := at.data[i*M*K:], bt.data[i*N*K:], out.data[i*M*N:]
-		b.gemmRows(M, func(_, lo, hi int, gemm gemmFunc) {
-			gemm(false, true, hi-lo, N, K, 1, ai[lo*K:], K, bi, K, 0, ci[lo*N:], N)
+		b.gemmRows(M, func(_, lo, hi int, par bool) {
+			fp32Gemm(par)(false, true, hi-lo, N, K, 1, ai[lo*K:], K, bi, K, 0, ci[lo*N:], N)
 		})
 	}
 	return out
@@ -146,27 +164,30 @@ func (b *Backend) Conv2D(x, w, bias nn.Tensor, stride, pad int) nn.Tensor {
 		nn.CheckShape(op, "b", bt.shape, Cout)
 		bd = bt.data
 	}
-	return b.conv2d(xt, wt.data, Cout, k, bd, stride, pad, nn.ActNone)
+	return b.conv2d(xt, wt, Cout, k, bd, stride, pad, nn.ActNone)
 }
 
 // conv2d is Conv2D on validated arguments (w in torch layout), with an
 // activation fused into the epilogue.
-func (b *Backend) conv2d(x *Tensor, w []float32, Cout, k int, bias []float32, stride, pad int, act nn.Act) *Tensor {
+func (b *Backend) conv2d(x *Tensor, wt *Tensor, Cout, k int, bias []float32, stride, pad int, act nn.Act) *Tensor {
 	B, H, W, Cin := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
 	OH := (H+2*pad-k)/stride + 1
 	OW := (W+2*pad-k)/stride + 1
 	out := b.newTensor(B, OH, OW, Cout)
 	M := B * OH * OW
 	if k == 1 && stride == 1 && pad == 0 {
-		b.linear(x.data, M, Cin, w, Cout, bias, act, out.data) // (B·H·W, Cin)·wᵀ
+		b.linear(x.data, M, Cin, wt, Cout, bias, act, out.data) // (B·H·W, Cin)·wᵀ
 		return out
 	}
 	// Weight (Cout, Cin, k, k) → (Cout, k, k, Cin): the order in which an
 	// im2col row holds a channels-last receptive field.
 	Kd := k * k * Cin
-	wr := w
-	if Cin > 1 {
-		wr = make([]float32, len(w))
+	reorder := func() []float32 {
+		w := wt.data
+		if Cin == 1 {
+			return w
+		}
+		wr := make([]float32, len(w))
 		for o := range Cout {
 			for c := range Cin {
 				for pq := range k * k {
@@ -174,9 +195,17 @@ func (b *Backend) conv2d(x *Tensor, w []float32, Cout, k int, bias []float32, st
 				}
 			}
 		}
+		return wr
+	}
+	var wr []float32
+	var pw *sgemm.PackedBF16
+	if b.bf16 {
+		pw = b.packedWeight(wt, true, reorder, Kd, Cout)
+	} else {
+		wr = reorder()
 	}
 	sc := newScratch(b.threads)
-	b.gemmRows(M, func(wk, lo, hi int, gemm gemmFunc) {
+	b.gemmRows(M, func(wk, lo, hi int, par bool) {
 		cols := sc.get(wk, (hi-lo)*Kd) // (rows, k, k, Cin)
 		for r := lo; r < hi; r++ {
 			bi, oy, ox := r/(OH*OW), r/OW%OH, r%OW
@@ -199,7 +228,11 @@ func (b *Backend) conv2d(x *Tensor, w []float32, Cout, k int, bias []float32, st
 				}
 			}
 		}
-		gemm(false, true, hi-lo, Cout, Kd, 1, cols, Kd, wr, Kd, 0, out.data[lo*Cout:], Cout)
+		if pw != nil {
+			bf16Gemm(par)(hi-lo, 1, cols, Kd, pw, 0, out.data[lo*Cout:], Cout)
+		} else {
+			fp32Gemm(par)(false, true, hi-lo, Cout, Kd, 1, cols, Kd, wr, Kd, 0, out.data[lo*Cout:], Cout)
+		}
 		biasAct(out.data, Cout, lo, hi, bias, act)
 	})
 	return out
@@ -238,9 +271,9 @@ func (b *Backend) convTranspose2d(x *Tensor, w []float32, Cout, k int, bias []fl
 		}
 	}
 	sc := newScratch(b.threads)
-	b.gemmRows(B*H*W, func(wk, lo, hi int, gemm gemmFunc) {
+	b.gemmRows(B*H*W, func(wk, lo, hi int, par bool) {
 		y := sc.get(wk, (hi-lo)*Nd) // (rows, k, k, Cout)
-		gemm(false, false, hi-lo, Nd, Cin, 1, x.data[lo*Cin:], Cin, wr, Nd, 0, y, Nd)
+		fp32Gemm(par)(false, false, hi-lo, Nd, Cin, 1, x.data[lo*Cin:], Cin, wr, Nd, 0, y, Nd)
 		for r := lo; r < hi; r++ {
 			bi, i, j := r/(H*W), r/W%H, r%W
 			for p := range k {

@@ -28,12 +28,12 @@ func (b *Backend) MaskDownsample(masks nn.Tensor, p *nn.MaskDownsampler) nn.Tens
 	B, H, W := m.shape[0], m.shape[1], m.shape[2]
 
 	x := &Tensor{shape: []int{B, H, W, 1}, data: m.data}           // (B, H, W, 1)
-	h1 := b.conv2d(x, c1w.data, c1, 2, c1b.data, 2, 0, nn.ActNone) // (B, H/2, W/2, c1)
+	h1 := b.conv2d(x, c1w, c1, 2, c1b.data, 2, 0, nn.ActNone) // (B, H/2, W/2, c1)
 	b.layerNorm(h1.data, ln1w.data, ln1b.data, p.Eps, nn.ActGELU, h1.data)
-	h2 := b.conv2d(h1, c2w.data, c2, 2, c2b.data, 2, 0, nn.ActNone) // (B, H/4, W/4, c2)
+	h2 := b.conv2d(h1, c2w, c2, 2, c2b.data, 2, 0, nn.ActNone) // (B, H/4, W/4, c2)
 	b.Release(h1)
 	b.layerNorm(h2.data, ln2w.data, ln2b.data, p.Eps, nn.ActGELU, h2.data)
-	out := b.conv2d(h2, c3w.data, C, 1, c3b.data, 1, 0, nn.ActNone) // (B, H/4, W/4, C)
+	out := b.conv2d(h2, c3w, C, 1, c3b.data, 1, 0, nn.ActNone) // (B, H/4, W/4, C)
 	b.Release(h2)
 	return out
 }

@@ -10,9 +10,17 @@ import (
 // random weights, as the model calls them (sam/image_encoder.go): the
 // patch embedding, one windowed and one global block, and the neck. The
 // encoder is patch + 8 windowed + 4 global blocks + neck, which the
-// "encoder_s" metric of the full benchmark adds up.
+// "encoder_s" metric of the full benchmark adds up. Both precisions run
+// (fp32, and bf16 where the CPU has AVX512_BF16), so their ratio is
+// measured in one run.
 func BenchmarkViTB(b *testing.B) {
-	be := New()
+	b.Run("fp32", func(b *testing.B) { benchViTB(b, New()) })
+	if be := New(WithBF16()); be.Precision() == "bf16" {
+		b.Run("bf16", func(b *testing.B) { benchViTB(b, be) })
+	}
+}
+
+func benchViTB(b *testing.B, be *Backend) {
 	rng := newRNG(42)
 	const (
 		g, D, heads, mlp, C, win = 64, 768, 12, 3072, 256, 14

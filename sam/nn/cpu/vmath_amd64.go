@@ -28,6 +28,9 @@ func expSubSumAVX512(s []float32, m float32) float64
 func geluAVX512(d []float32, tab *[erfDegree + 1][16]float32)
 
 //go:noescape
+func addRelPosAVX512(row *float32, ph *float32, rw *float32, QH, QW int) float32
+
+//go:noescape
 func expSubSumAVX2(s []float32, m float32) float64
 
 //go:noescape

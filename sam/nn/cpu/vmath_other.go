@@ -26,3 +26,7 @@ func forceVMath(name string) (restore func()) { return func() {} }
 // vmathPath is the name (in vmathImpls) of the implementation expSubSum and
 // geluFast use.
 func vmathPath() string { return "go" }
+
+func addRelPosAVX512(row *float32, ph *float32, rw *float32, QH, QW int) float32 {
+	panic("cpu: addRelPosAVX512 without AVX-512")
+}

@@ -77,7 +77,7 @@ var (
 // 12×kc A panel (192 pairs: 9 KiB) stays in L1 while the kc×nc block of B
 // (192 pairs × 512 columns: 384 KiB) stays in L2.
 const (
-	bf16KC = 192 // pairs
+	bf16KC = 384 // pairs
 	bf16NC = 512 // columns
 )
 
@@ -144,6 +144,10 @@ func (p *PackedBF16) Pack(transB bool, k, n int, b []float32, ldb int) {
 		p.data = make([]uint32, size)
 	}
 	*p = PackedBF16{K: k, N: n, nr: nr, kp: kp, data: p.data[:size]}
+	var row []uint32 // one converted row of a transposed B
+	if transB {
+		row = make([]uint32, kp)
+	}
 	for j0 := 0; j0 < n; j0 += nr {
 		panel := p.data[j0*kp : (j0+nr)*kp]
 		cols := min(nr, n-j0)
@@ -151,14 +155,12 @@ func (p *PackedBF16) Pack(transB bool, k, n int, b []float32, ldb int) {
 			clear(panel) // zero columns past n
 		}
 		if transB {
-			// Column j of op(B) is row j of B: its pairs are consecutive.
+			// Column j of op(B) is row j of B: its pairs are consecutive,
+			// one converted row, scattered into the panel's column j.
 			for j := range cols {
-				row := b[(j0+j)*ldb:][:k]
-				for q := 0; q < k/2; q++ {
-					panel[q*nr+j] = pairBF16(row[2*q], row[2*q+1])
-				}
-				if k%2 == 1 {
-					panel[(kp-1)*nr+j] = uint32(ToBF16(row[k-1]))
+				convertRowsBF16(row[:kp], kp, b[(j0+j)*ldb:], ldb, 1, k, 1)
+				for q, w := range row[:kp] {
+					panel[q*nr+j] = w
 				}
 			}
 			continue
@@ -173,12 +175,28 @@ func (p *PackedBF16) Pack(transB bool, k, n int, b []float32, ldb int) {
 				continue
 			}
 			r1 := b[(2*q+1)*ldb+j0:][:cols]
-			for j := range dst {
+			n := 0
+			if bf16Fast {
+				n = cols / 16 * 16
+				if n > 0 {
+					packPairsBF16(&dst[0], &r0[0], &r1[0], n/16, &pairIndex)
+				}
+			}
+			for j := n; j < cols; j++ {
 				dst[j] = pairBF16(r0[j], r1[j])
 			}
 		}
 	}
 }
+
+// pairIndex is packPairsBF16's VPERMW index: word 2j of the result is
+// word j (the first row's column j), word 2j+1 is word 16+j (the second's).
+var pairIndex = func() (x [32]uint16) {
+	for j := range 16 {
+		x[2*j], x[2*j+1] = uint16(j), uint16(16+j)
+	}
+	return x
+}()
 
 // bf16Workspace is one product's converted A.
 type bf16Workspace struct{ a []uint32 }

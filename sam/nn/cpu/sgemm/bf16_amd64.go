@@ -28,10 +28,13 @@ func kernBF16x4x16(k int, a *uint32, lda int, b *uint32, ldb int, c *float32, ld
 //go:noescape
 func cvtRowBF16(dst *uint32, src *float32, n32 int, alpha float32)
 
+//go:noescape
+func packPairsBF16(dst *uint32, r0, r1 *float32, n16 int, idx *[32]uint16)
+
 func init() {
 	// x/sys/cpu reports AVX-512 features only where the OS saves the
 	// registers (XCR0).
-	if !(cpu.X86.HasAVX512F && cpu.X86.HasAVX512BF16) {
+	if !(cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512BF16) {
 		return
 	}
 	bf16Fast = true
