@@ -27,7 +27,7 @@ func (b *Backend) MaskDownsample(masks nn.Tensor, p *nn.MaskDownsampler) nn.Tens
 	})
 	B, H, W := m.shape[0], m.shape[1], m.shape[2]
 
-	x := &Tensor{shape: []int{B, H, W, 1}, data: m.data}           // (B, H, W, 1)
+	x := &Tensor{shape: []int{B, H, W, 1}, data: m.data}      // (B, H, W, 1)
 	h1 := b.conv2d(x, c1w, c1, 2, c1b.data, 2, 0, nn.ActNone) // (B, H/2, W/2, c1)
 	b.layerNorm(h1.data, ln1w.data, ln1b.data, p.Eps, nn.ActGELU, h1.data)
 	h2 := b.conv2d(h1, c2w, c2, 2, c2b.data, 2, 0, nn.ActNone) // (B, H/4, W/4, c2)
