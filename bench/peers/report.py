@@ -72,7 +72,7 @@ print("|---|---|---|---|---|---|---|")
 blas = None
 for m in ("vit_b", "vit_t", "decoder"):
     rows = {}
-    for eng in ("torch", "ort", "samgo"):
+    for eng in ("torch", "ort", "samgo", "samgo_bf16"):
         rs = [load(f"{eng}_{m}_{r}") for r in range(1, ROUNDS + 1)]
         rs = [r for r in rs if r]
         if rs:
@@ -82,16 +82,27 @@ for m in ("vit_b", "vit_t", "decoder"):
         wall = statistics.median(r["wall_s"] for r in rs)
         rss = max(r["max_rss_kib"] for r in rs) / 2**20
         ratio = ""
-        if eng != "samgo" and "samgo" in rows:
-            pairs = [s["median_ms"] / p["median_ms"] for s, p in zip(rows["samgo"], rs)]
-            ratio = f"{statistics.median(pairs):.2f}× (" + ", ".join(f"{x:.2f}" for x in pairs) + ")"
+        if not eng.startswith("samgo"):
+            # samgo fp32 (and bf16) ÷ this engine, paired by round.
+            parts = []
+            for ours in ("samgo", "samgo_bf16"):
+                if ours in rows:
+                    pairs = [s["median_ms"] / p["median_ms"] for s, p in zip(rows[ours], rs)]
+                    label = "fp32" if ours == "samgo" else "bf16"
+                    parts.append(f"{label} {statistics.median(pairs):.2f}× (" + ", ".join(f"{x:.2f}" for x in pairs) + ")")
+            ratio = "; ".join(parts)
+        elif eng == "samgo_bf16" and "samgo" in rows:
+            pairs = [s["median_ms"] / p["median_ms"] for s, p in zip(rs, rows["samgo"])]
+            ratio = f"bf16 ÷ fp32 {statistics.median(pairs):.2f}×"
+        label = {"samgo": "samgo CPU fp32", "samgo_bf16": "samgo CPU bf16"}.get(eng)
         if m == "decoder":
-            print(f"| ViT-B decoder, 64 prompts | {'official PyTorch' if eng == 'torch' else 'samgo CPU fp32'} | {med:.2f} s | {wall:.1f} s | {rss:.2f} GiB | {ratio} | – |")
+            print(f"| ViT-B decoder, 64 prompts | {'official PyTorch' if eng == 'torch' else label} | {med:.2f} s | {wall:.1f} s | {rss:.2f} GiB | {ratio} | – |")
             continue
         ref = os.path.join(OUT, f"{m}_embedding.npy")
-        other = {"torch": None, "ort": os.path.join(OUT, "ort_embedding.f32"), "samgo": os.path.join(OUT, f"samgo_{m}.npy")}[eng]
+        other = {"torch": None, "ort": os.path.join(OUT, "ort_embedding.f32"), "samgo": os.path.join(OUT, f"samgo_{m}.npy"),
+                 "samgo_bf16": os.path.join(OUT, f"samgo_bf16_{m}.npy")}[eng]
         agr = "reference" if eng == "torch" else (f"{agreement(ref, other):.1e}" if other and agreement(ref, other) is not None else "–")
-        name = {"torch": f"official PyTorch {rs[0].get('version', '')}", "ort": f"ONNX Runtime {rs[0].get('version', '')} (onnxruntime-node, CPU EP, all optimisations)", "samgo": "samgo CPU fp32"}[eng]
+        name = {"torch": f"official PyTorch {rs[0].get('version', '')}", "ort": f"ONNX Runtime {rs[0].get('version', '')} (onnxruntime-node, CPU EP, all optimisations)", "samgo": label, "samgo_bf16": label}[eng]
         print(f"| {m} | {name} | {med:.2f} s | {wall:.1f} s | {rss:.2f} GiB | {ratio} | {agr} |")
         if eng == "torch":
             blas = (rs[0].get("blas"), rs[0].get("openblas_coretype"))

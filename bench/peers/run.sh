@@ -5,7 +5,7 @@
 # torch, ...) so that a change in machine load hits all engines alike; the
 # report prints medians and the ratios of paired rounds.
 #
-#   bash bench/peers/run.sh                 # ViT-B and MobileSAM, 3 rounds
+#   bash bench/peers/run.sh                 # ViT-B and MobileSAM, 3 rounds, samgo in fp32 and bf16
 #   ROUNDS=5 ITERS=3 THREADS=2 OUT=/tmp/p bash bench/peers/run.sh
 #
 # Needs Debian's python3-torch (+ python3-pil, python3-numpy), node + npm
@@ -52,15 +52,21 @@ measure() { # name, command...
   "$OUT/sam" embed -checkpoint "$OUT/vit_b.safetensors" -image "$OUT/image.png" -out "$OUT/samgo_vit_b.npy" >/dev/null
 "$OUT/sam" embed -checkpoint "$OUT/vit_t.safetensors" -image "$OUT/image.png" -out "$OUT/samgo_vit_t.npy" -overwrite >/dev/null 2>&1 || \
   "$OUT/sam" embed -checkpoint "$OUT/vit_t.safetensors" -image "$OUT/image.png" -out "$OUT/samgo_vit_t.npy" >/dev/null
+# samgo's bf16 CPU path (AVX512_BF16; where the CPU lacks it, sam says it runs fp32).
+for m in vit_b vit_t; do
+  "$OUT/sam" embed -precision bf16 -checkpoint "$OUT/$m.safetensors" -image "$OUT/image.png" -out "$OUT/samgo_bf16_$m.npy" -overwrite >/dev/null
+done
 for r in $(seq "$ROUNDS"); do
   for m in vit_b vit_t; do
     (cd bench/peers && measure "torch_${m}_$r" "$PY" torch_bench.py "$OUT" "$m" "$ITERS")
     [ $m = vit_b ] && measure "ort_${m}_$r" node bench/peers/ort_bench.js "$OUT" "$ITERS"
     measure "samgo_${m}_$r" "$OUT/sam" bench -checkpoint "$OUT/$m.safetensors" -prompts 0 -iters "$ITERS" -threads "$THREADS"
+    measure "samgo_bf16_${m}_$r" "$OUT/sam" bench -precision bf16 -checkpoint "$OUT/$m.safetensors" -prompts 0 -iters "$ITERS" -threads "$THREADS"
     echo "peers: round $r $m done" >&2
   done
   # The decoder: 64 one-point prompts, multimask, masks at 1024×1024, from an embedding.
   (cd bench/peers && STAGE=decoder measure "torch_decoder_$r" "$PY" torch_bench.py "$OUT" vit_b "$ITERS")
   measure "samgo_decoder_$r" "$OUT/sam" bench -checkpoint "$OUT/vit_b.safetensors" -no-encoder -prompts 64 -iters "$ITERS" -threads "$THREADS"
+  measure "samgo_bf16_decoder_$r" "$OUT/sam" bench -precision bf16 -checkpoint "$OUT/vit_b.safetensors" -no-encoder -prompts 64 -iters "$ITERS" -threads "$THREADS"
 done
 "$PY" bench/peers/report.py "$OUT" "$ROUNDS"

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,6 +118,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	noEncoder := fs.Bool("no-encoder", false, "skip the encoder timings")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	table := fs.Bool("table", false, "print the table on stdout instead of the JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed runs to this `FILE` (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a Go heap profile, taken after the timed runs, to this `FILE` (go tool pprof)")
 	var budget budgetFlag
 	budget.register(fs)
 	if err := parse(fs, args); err != nil {
@@ -227,6 +230,21 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 7))
+
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if *memProfile != "" {
+		defer func() {
+			if err := writeHeapProfile(*memProfile); err != nil {
+				fmt.Fprintf(stderr, "sam bench: %v\n", err)
+			}
+		}()
+	}
 
 	if !*noEncoder && m.HasImageEncoder() {
 		for _, B := range bs {
@@ -340,4 +358,31 @@ func backendPrecision(b nn.Backend, asked string) string {
 		return p.Precision()
 	}
 	return asked
+}
+
+// startCPUProfile starts a Go CPU profile into path; stop ends it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeHeapProfile writes the live heap (after a collection) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

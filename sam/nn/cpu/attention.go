@@ -134,27 +134,6 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 	}
 	// Per-worker scratch: the logits block s (rows × Nk), the rows'
 	// 1/Σexp, and with rel-pos ph (rows × nh), pw (rows × nw) and rw.
-	// bf16: each head's keys (as kᵀ, d×Nk) and values (Nk×dv) rounded and
-	// packed once for all its row blocks; queries and probabilities are
-	// rounded by the products.
-	var packs []*sgemm.PackedBF16 // (b, h) → kᵀ at 2·(b·heads+h), v after it
-	if b.bf16 {
-		packs = make([]*sgemm.PackedBF16, 2*B*heads)
-		b.parallelFor(B*heads, grain(4*Nk*(d+dv)), func(_, lo, hi int) {
-			for i := lo; i < hi; i++ {
-				bi, h := i/heads, i%heads
-				pk, pv := packPool.Get().(*sgemm.PackedBF16), packPool.Get().(*sgemm.PackedBF16)
-				pk.Pack(true, d, Nk, k.data[k.off+bi*Nk*k.row+h*d:], k.row)
-				pv.Pack(false, Nk, dv, v.data[v.off+bi*Nk*v.row+h*dv:], v.row)
-				packs[2*i], packs[2*i+1] = pk, pv
-			}
-		})
-		defer func() {
-			for _, p := range packs {
-				packPool.Put(p)
-			}
-		}()
-	}
 	workers := make([]*attnScratch, b.threads)
 	cost := 2*rows*Nk*(d+dv) + 20*rows*Nk
 	b.parallelFor(items, grain(cost), func(w, lo, hi int) {
@@ -175,8 +154,17 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 			qa := q.data[q.off+(bi*Nq+r0)*q.row+h*d:] // (n, d), stride q.row
 			ka := k.data[k.off+bi*Nk*k.row+h*d:]      // (Nk, d), stride k.row
 			va := v.data[v.off+bi*Nk*v.row+h*dv:]     // (Nk, dv), stride v.row
-			if packs != nil {
-				sgemm.GemmBF16Serial(n, scale, qa, q.row, packs[2*(bi*heads+h)], 0, s, Nk)
+			if b.bf16 {
+				// The head's keys (as kᵀ, d×Nk) and values (Nk×dv),
+				// rounded and packed once for the consecutive row blocks
+				// of one head that a worker's range of items holds;
+				// queries and probabilities are rounded by the products.
+				if head := bi*heads + h + 1; sc.packed != head {
+					sc.pk.Pack(true, d, Nk, ka, k.row)
+					sc.pv.Pack(false, Nk, dv, va, v.row)
+					sc.packed = head
+				}
+				sgemm.GemmBF16Serial(n, scale, qa, q.row, &sc.pk, 0, s, Nk)
 			} else {
 				sgemm.GemmSerial(false, true, n, Nk, d, scale, qa, q.row, ka, k.row, 0, s, Nk)
 			}
@@ -204,8 +192,8 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 				}
 			}
 			o := out[(bi*Nq+r0)*Cout+h*dv:] // (n, dv), stride Cout
-			if packs != nil {
-				sgemm.GemmBF16Serial(n, 1, s, Nk, packs[2*(bi*heads+h)+1], 0, o, Cout)
+			if b.bf16 {
+				sgemm.GemmBF16Serial(n, 1, s, Nk, &sc.pv, 0, o, Cout)
 			} else {
 				sgemm.GemmSerial(false, false, n, dv, Nk, 1, s, Nk, va, v.row, 0, o, Cout)
 			}
@@ -222,6 +210,10 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 // attnScratch is one worker's memory for attention.
 type attnScratch struct {
 	s, inv, ph, pw, rw []float32
+	// bf16: the packed keys and values of head packed−1 (of b·heads + h;
+	// 0: none yet).
+	pk, pv sgemm.PackedBF16
+	packed int
 }
 
 // addRelPos adds the decomposed relative-position bias to the logits row

@@ -1,10 +1,6 @@
 package cpu
 
-import (
-	"sync"
-
-	"github.com/samgo/samgo/sam/nn/cpu/sgemm"
-)
+import "github.com/samgo/samgo/sam/nn/cpu/sgemm"
 
 // The bf16 precision (nn.Options{Precision: "bf16"}, WithBF16): the
 // encoder's and decoder's large products — Linear, Conv2D and both
@@ -35,15 +31,20 @@ func (b *Backend) packedWeight(t *Tensor, conv bool, data func() []float32, K, N
 	if wp := t.bf16.Load(); wp != nil && wp.conv == conv {
 		return wp.p
 	}
-	p := sgemm.PackBF16(true, K, N, data(), K)
+	// The packing lives outside the Go heap (offHeapWords says why) until
+	// its weightPack is unreachable.
+	wp := &weightPack{conv: conv}
+	wp.p = sgemm.PackBF16Into(offHeapWords(sgemm.PackedBF16Words(K, N), wp), true, K, N, data(), K)
 	// A second goroutine may have packed the same weight meanwhile: the
 	// packings are equal, keep the first.
-	if !t.bf16.CompareAndSwap(nil, &weightPack{conv: conv, p: p}) {
-		if wp := t.bf16.Load(); wp.conv == conv {
-			return wp.p
+	if !t.bf16.CompareAndSwap(nil, wp) {
+		if first := t.bf16.Load(); first.conv == conv {
+			return first.p
 		}
+		return wp.p
 	}
-	return p
+	pageOut(t.data) // the products read the packing from now on
+	return wp.p
 }
 
 // bf16GemmFunc is the signature of sgemm.GemmBF16 and GemmBF16Serial.
@@ -56,6 +57,3 @@ func bf16Gemm(par bool) bf16GemmFunc {
 	}
 	return sgemm.GemmBF16Serial
 }
-
-// packPool recycles the per-head packings of attention's keys and values.
-var packPool = sync.Pool{New: func() any { return new(sgemm.PackedBF16) }}

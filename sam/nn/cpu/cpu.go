@@ -6,6 +6,10 @@
 // functions the model spends its time in (exp in softmax, erf in GELU) have
 // fast float32-accurate implementations (mathf.go).
 //
+// With WithBF16 (nn.Options{Precision: "bf16"}) on a CPU with
+// AVX512_BF16, the large products round their inputs to bf16 (bf16.go);
+// every other op is the same float32 code.
+//
 // Numerics follow the official PyTorch float32 code: float32 storage and
 // products, with float64 where it is cheap and removes a failure mode
 // (layernorm statistics, softmax sums, the polynomial evaluations of exp and

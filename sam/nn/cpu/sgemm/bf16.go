@@ -127,6 +127,23 @@ func PackBF16(transB bool, k, n int, b []float32, ldb int) *PackedBF16 {
 	return p
 }
 
+// PackedBF16Words is the size, in 32-bit words, of a packed k×n matrix
+// (the buffer PackBF16Into needs).
+func PackedBF16Words(k, n int) int {
+	return roundUp(n, bf16PanelWidth(n)) * ((k + 1) / 2)
+}
+
+// PackBF16Into is PackBF16 with the packed data in buf (at least
+// PackedBF16Words(k, n) words; e.g. memory outside the Go heap).
+func PackBF16Into(buf []uint32, transB bool, k, n int, b []float32, ldb int) *PackedBF16 {
+	if len(buf) < PackedBF16Words(k, n) {
+		panic(fmt.Sprintf("sgemm: PackBF16Into: %d words for a %d×%d matrix that needs %d", len(buf), k, n, PackedBF16Words(k, n)))
+	}
+	p := &PackedBF16{data: buf}
+	p.Pack(transB, k, n, b, ldb)
+	return p
+}
+
 // Pack is PackBF16 into p, reusing its memory when it is large enough.
 func (p *PackedBF16) Pack(transB bool, k, n int, b []float32, ldb int) {
 	if k < 0 || n < 0 {
@@ -139,7 +156,7 @@ func (p *PackedBF16) Pack(transB bool, k, n int, b []float32, ldb int) {
 	}
 	nr := bf16PanelWidth(n)
 	kp := (k + 1) / 2
-	size := roundUp(n, nr) * kp
+	size := PackedBF16Words(k, n)
 	if cap(p.data) < size {
 		p.data = make([]uint32, size)
 	}

@@ -22,6 +22,10 @@
 //	AVX2+FMA   6×16 (12 ymm accumulators)
 //	otherwise  4×4 in Go (also every non-amd64 architecture)
 //
+// GemmBF16 (bf16.go) is the same design for bf16 inputs with float32 sums:
+// AVX512_BF16 kernels (VDPBF16PS, 12×32 and smaller tiles), B packed once
+// by the caller (weights at load), A converted by the product.
+//
 // Blocking: kc = 384 (a 12×384 A panel, 18 KiB, stays in L1), nc = 512
 // (the 384×512 packed B block, 768 KiB, stays in L2), mc = 2400.
 //
