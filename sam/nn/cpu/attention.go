@@ -154,19 +154,24 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 			qa := q.data[q.off+(bi*Nq+r0)*q.row+h*d:] // (n, d), stride q.row
 			ka := k.data[k.off+bi*Nk*k.row+h*d:]      // (Nk, d), stride k.row
 			va := v.data[v.off+bi*Nk*v.row+h*dv:]     // (Nk, dv), stride v.row
-			if b.bf16 {
-				// The head's keys (as kᵀ, d×Nk) and values (Nk×dv),
-				// rounded and packed once for the consecutive row blocks
-				// of one head that a worker's range of items holds;
-				// queries and probabilities are rounded by the products.
-				if head := bi*heads + h + 1; sc.packed != head {
+			// The head's keys (as kᵀ, d×Nk) and values (Nk×dv) are
+			// packed once for the consecutive row blocks of one head that
+			// a worker's range of items holds (in bf16 on a bf16 backend,
+			// where the products round the queries and probabilities).
+			if head := bi*heads + h + 1; sc.packed != head {
+				if b.bf16 {
 					sc.pk.Pack(true, d, Nk, ka, k.row)
 					sc.pv.Pack(false, Nk, dv, va, v.row)
-					sc.packed = head
+				} else {
+					sc.fk = sgemm.PackF32Into(grow(&sc.fkBuf, sgemm.PackedF32Floats(d, Nk)), true, d, Nk, ka, k.row)
+					sc.fv = sgemm.PackF32Into(grow(&sc.fvBuf, sgemm.PackedF32Floats(Nk, dv)), false, Nk, dv, va, v.row)
 				}
+				sc.packed = head
+			}
+			if b.bf16 {
 				sgemm.GemmBF16Serial(n, scale, qa, q.row, &sc.pk, 0, s, Nk)
 			} else {
-				sgemm.GemmSerial(false, true, n, Nk, d, scale, qa, q.row, ka, k.row, 0, s, Nk)
+				sgemm.GemmPackedSerial(n, scale, qa, q.row, sc.fk, 0, s, Nk)
 			}
 			if rel != nil {
 				QH, QW := rel.QH, rel.QW
@@ -195,7 +200,7 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 			if b.bf16 {
 				sgemm.GemmBF16Serial(n, 1, s, Nk, &sc.pv, 0, o, Cout)
 			} else {
-				sgemm.GemmSerial(false, false, n, dv, Nk, 1, s, Nk, va, v.row, 0, o, Cout)
+				sgemm.GemmPackedSerial(n, 1, s, Nk, sc.fv, 0, o, Cout)
 			}
 			for i := range n {
 				row := o[i*Cout : i*Cout+dv]
@@ -210,10 +215,20 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 // attnScratch is one worker's memory for attention.
 type attnScratch struct {
 	s, inv, ph, pw, rw []float32
-	// bf16: the packed keys and values of head packed−1 (of b·heads + h;
-	// 0: none yet).
-	pk, pv sgemm.PackedBF16
-	packed int
+	// The packed keys and values of head packed−1 (of b·heads + h; 0:
+	// none yet): pk, pv in bf16, else fk, fv (in fkBuf, fvBuf).
+	pk, pv       sgemm.PackedBF16
+	fk, fv       *sgemm.PackedF32
+	fkBuf, fvBuf []float32
+	packed       int
+}
+
+// grow returns (*buf)[:n], reallocating *buf when it is too small.
+func grow(buf *[]float32, n int) []float32 {
+	if cap(*buf) < n {
+		*buf = make([]float32, n)
+	}
+	return (*buf)[:n]
 }
 
 // addRelPos adds the decomposed relative-position bias to the logits row

@@ -53,10 +53,10 @@ func TestBF16Ops(t *testing.T) {
 	check("Linear (2, 50, 96)·(70, 96)ᵀ gelu", f32.Linear(x.f, w.f, bias.f, nn.ActGELU), b16.Linear(x.b, w.b, bias.b, nn.ActGELU))
 	// The packing is made once and kept with the weight.
 	wt := w.b.(*Tensor)
-	p := wt.bf16.Load()
-	require.NotNil(t, p, "weight not packed")
+	p := wt.packed.Load()
+	require.True(t, p != nil && p.bf != nil, "weight not packed in bf16")
 	b16.Release(b16.Linear(x.b, w.b, bias.b, nn.ActNone))
-	require.Same(t, p, wt.bf16.Load(), "weight packed twice")
+	require.Same(t, p, wt.packed.Load(), "weight packed twice")
 
 	img, cw, cb := up(false, 1, 20, 24, 8), up(true, 16, 8, 3, 3), up(true, 16)
 	check("Conv2D 3×3 pad 1", f32.Conv2D(img.f, cw.f, cb.f, 1, 1), b16.Conv2D(img.b, cw.b, cb.b, 1, 1))

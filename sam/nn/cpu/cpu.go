@@ -167,9 +167,11 @@ func (b *Backend) Threads() int { return b.threads }
 // Tensor is a dense row-major float32 array in host memory.
 type Tensor struct {
 	shape []int
-	data  []float32                  // len(data) == nn.Numel(shape); nil after Release
-	buf   *buffer                    // the allocation data lives in (shared by views); nil for UploadWeight data
-	bf16  atomic.Pointer[weightPack] // a weight's bf16 packing (bf16.go), made on first use
+	data  []float32 // len(data) == nn.Numel(shape); nil after Release
+	buf   *buffer   // the allocation data lives in (shared by views); nil for UploadWeight data
+	// packed is a weight's packing for the products (weights.go), made
+	// on first use.
+	packed atomic.Pointer[weightPack]
 	// released is set by Release; a second Release is a no-op.
 	released atomic.Bool
 }

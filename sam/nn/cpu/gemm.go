@@ -96,23 +96,15 @@ func (b *Backend) Linear(x, w, bias nn.Tensor, act nn.Act) nn.Tensor {
 	return out
 }
 
-// linear computes c (M, N) = act(a (M, K) · w (N, K)ᵀ + bias), in bf16
-// on a bf16 backend (w packed once, see bf16.go).
+// linear computes c (M, N) = act(a (M, K) · w (N, K)ᵀ + bias), w packed
+// once (weights.go; in bf16 on a bf16 backend).
 func (b *Backend) linear(a []float32, M, K int, wt *Tensor, N int, bias []float32, act nn.Act, c []float32) {
 	if N == 0 {
 		return
 	}
-	if b.bf16 {
-		pw := b.packedWeight(wt, false, func() []float32 { return wt.data }, K, N)
-		b.gemmRows(M, func(_, lo, hi int, par bool) {
-			bf16Gemm(par)(hi-lo, 1, a[lo*K:], K, pw, 0, c[lo*N:], N)
-			biasAct(c, N, lo, hi, bias, act)
-		})
-		return
-	}
-	w := wt.data
+	w := b.weightRHS(wt, false, func() []float32 { return wt.data }, K, N)
 	b.gemmRows(M, func(_, lo, hi int, par bool) {
-		fp32Gemm(par)(false, true, hi-lo, N, K, 1, a[lo*K:], K, w, K, 0, c[lo*N:], N)
+		w.mul(par, hi-lo, a[lo*K:], K, c[lo*N:], N)
 		biasAct(c, N, lo, hi, bias, act)
 	})
 }
@@ -197,13 +189,7 @@ func (b *Backend) conv2d(x *Tensor, wt *Tensor, Cout, k int, bias []float32, str
 		}
 		return wr
 	}
-	var wr []float32
-	var pw *sgemm.PackedBF16
-	if b.bf16 {
-		pw = b.packedWeight(wt, true, reorder, Kd, Cout)
-	} else {
-		wr = reorder()
-	}
+	wr := b.weightRHS(wt, true, reorder, Kd, Cout)
 	sc := newScratch(b.threads)
 	b.gemmRows(M, func(wk, lo, hi int, par bool) {
 		cols := sc.get(wk, (hi-lo)*Kd) // (rows, k, k, Cin)
@@ -228,11 +214,7 @@ func (b *Backend) conv2d(x *Tensor, wt *Tensor, Cout, k int, bias []float32, str
 				}
 			}
 		}
-		if pw != nil {
-			bf16Gemm(par)(hi-lo, 1, cols, Kd, pw, 0, out.data[lo*Cout:], Cout)
-		} else {
-			fp32Gemm(par)(false, true, hi-lo, Cout, Kd, 1, cols, Kd, wr, Kd, 0, out.data[lo*Cout:], Cout)
-		}
+		wr.mul(par, hi-lo, cols, Kd, out.data[lo*Cout:], Cout)
 		biasAct(out.data, Cout, lo, hi, bias, act)
 	})
 	return out

@@ -2,5 +2,5 @@
 
 package cpu
 
-// offHeapWords is make on systems without anonymous mmap here.
-func offHeapWords(n int, _ *weightPack) []uint32 { return make([]uint32, n) }
+// offHeap is make on systems without anonymous mmap here.
+func offHeap[T uint32 | float32](n int, _ *weightPack) []T { return make([]T, n) }

@@ -50,9 +50,20 @@ func ensure(buf []float32, n int) []float32 {
 // kernel reads full-width panels straight from B (ldb apart) and only the
 // ragged last panel is packed.
 func gemmBlocked(kn *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	kn = kn.forShape(m, n)
+	gemmBlockedB(kn, transA, transB, m, n, k, alpha, a, lda, b, ldb, nil, 0, beta, c, ldc)
+}
+
+// gemmBlockedB is gemmBlocked, or with pb != nil the product with the
+// prepacked op(B) columns [pj0, pj0+n) of pb (b, ldb and transB unused):
+// the same loops without packB.
+func gemmBlockedB(kn *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, pb *PackedF32, pj0 int, beta float32, c []float32, ldc int) {
+	if pb != nil {
+		kn = pb.kn.forShape(m, pb.N) // the panel width pb was packed for
+	} else {
+		kn = kn.forShape(m, n)
+	}
 	mr, nr := kn.mr, kn.nr
-	direct := !transB && m <= mr
+	direct := pb == nil && !transB && m <= mr
 	mcMax := min(kn.mc, roundUp(m, mr))
 	kcMax := min(kn.kc, k)
 	ncMax := min(kn.nc, roundUp(n, nr))
@@ -80,7 +91,7 @@ func gemmBlocked(kn *kernel, transA, transB bool, m, n, k int, alpha float32, a 
 				if direct {
 					nDirect = nc / nr * nr
 				}
-				if nDirect < nc {
+				if pb == nil && nDirect < nc {
 					packB(bp, transB, b, ldb, pc, jc+nDirect, kc, nc-nDirect, nr)
 				}
 				for ir := 0; ir < mc; ir += mr {
@@ -89,7 +100,9 @@ func gemmBlocked(kn *kernel, transA, transB bool, m, n, k int, alpha float32, a 
 					for jr := 0; jr < nc; jr += nr {
 						cols := min(nr, nc-jr)
 						bPanel, bStride := (*float32)(nil), nr
-						if jr < nDirect {
+						if pb != nil {
+							bPanel = &pb.data[(pj0+jc+jr)/nr*nr*k+pc*nr]
+						} else if jr < nDirect {
 							bPanel, bStride = &b[pc*ldb+jc+jr], ldb
 						} else {
 							bPanel = &bp[(jr-nDirect)*kc]
