@@ -5,7 +5,6 @@ import (
 	"math"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -224,7 +223,7 @@ var bf16Pool = sync.Pool{New: func() any { return new(bf16Workspace) }}
 // (m×k, row-major, lda ≥ k) and the product's inputs rounded to bf16 (B
 // packed by PackBF16). When beta == 0, C is not read.
 func GemmBF16(m int, alpha float32, a []float32, lda int, b *PackedBF16, beta float32, c []float32, ldc int) {
-	if bf16Trivial(m, alpha, a, lda, b, beta, c, ldc) {
+	if packedTrivial(m, b.N, b.K, alpha, a, lda, beta, c, ldc) {
 		return
 	}
 	threads := runtime.GOMAXPROCS(0)
@@ -235,73 +234,23 @@ func GemmBF16(m int, alpha float32, a []float32, lda int, b *PackedBF16, beta fl
 	// Stripes along m (each converts its own rows of A) or, for short
 	// products, along n (each converts all of A: m·k conversions against
 	// m·n·k/stripes multiply-adds).
-	fam := familyFor(b.nr)
-	kn := fam.pick(m)
-	splitM := m >= b.N
-	dim, unit := b.N, b.nr
-	if splitM {
-		dim, unit = m, kn.mr
-	}
-	stripes := min(stripesPerThread*threads, max(1, dim/(minStripeUnits*unit)))
-	if stripes < threads {
-		stripes = min(threads, max(1, dim/unit))
-	}
-	if stripes <= 1 {
-		gemmBF16Blocked(m, 0, b.N, alpha, a, lda, b, beta, c, ldc)
+	if m >= b.N {
+		runStripes(threads, m, familyFor(b.nr).pick(m).mr, func(lo, hi int) {
+			gemmBF16Blocked(hi-lo, 0, b.N, alpha, a[lo*lda:], lda, b, beta, c[lo*ldc:], ldc)
+		})
 		return
 	}
-	size := roundUp((dim+stripes-1)/stripes, unit)
-	stripes = (dim + size - 1) / size
-	var next atomic.Int64
-	work := func() {
-		for {
-			s := int(next.Add(1) - 1)
-			if s >= stripes {
-				return
-			}
-			lo, hi := s*size, min((s+1)*size, dim)
-			if splitM {
-				gemmBF16Blocked(hi-lo, 0, b.N, alpha, a[lo*lda:], lda, b, beta, c[lo*ldc:], ldc)
-			} else {
-				gemmBF16Blocked(m, lo, hi, alpha, a, lda, b, beta, c, ldc)
-			}
-		}
-	}
-	workers := min(threads, stripes)
-	var wg sync.WaitGroup
-	wg.Add(workers - 1)
-	for range workers - 1 {
-		go func() {
-			defer wg.Done()
-			work()
-		}()
-	}
-	work()
-	wg.Wait()
+	runStripes(threads, b.N, b.nr, func(lo, hi int) {
+		gemmBF16Blocked(m, lo, hi, alpha, a, lda, b, beta, c, ldc)
+	})
 }
 
 // GemmBF16Serial is GemmBF16 on the calling goroutine only.
 func GemmBF16Serial(m int, alpha float32, a []float32, lda int, b *PackedBF16, beta float32, c []float32, ldc int) {
-	if bf16Trivial(m, alpha, a, lda, b, beta, c, ldc) {
+	if packedTrivial(m, b.N, b.K, alpha, a, lda, beta, c, ldc) {
 		return
 	}
 	gemmBF16Blocked(m, 0, b.N, alpha, a, lda, b, beta, c, ldc)
-}
-
-func bf16Trivial(m int, alpha float32, a []float32, lda int, b *PackedBF16, beta float32, c []float32, ldc int) bool {
-	if m < 0 {
-		panic(fmt.Sprintf("sgemm: negative dimension m=%d", m))
-	}
-	checkMatrix("A", a, m, b.K, lda)
-	checkMatrix("C", c, m, b.N, ldc)
-	if m == 0 || b.N == 0 {
-		return true
-	}
-	if b.K == 0 || alpha == 0 {
-		scaleC(m, b.N, beta, c, ldc)
-		return true
-	}
-	return false
 }
 
 func familyFor(nr int) bf16Family {

@@ -3,8 +3,6 @@ package sgemm
 import (
 	"fmt"
 	"runtime"
-	"sync"
-	"sync/atomic"
 )
 
 // PackedF32 is a k×n matrix op(B) packed once in the panel layout of this
@@ -54,7 +52,7 @@ func PackF32Into(buf []float32, transB bool, k, n int, b []float32, ldb int) *Pa
 // row-major (lda ≥ k), B packed by PackF32Into. When beta == 0, C is not
 // read.
 func GemmPacked(m int, alpha float32, a []float32, lda int, b *PackedF32, beta float32, c []float32, ldc int) {
-	if packedTrivial(m, alpha, a, lda, b, beta, c, ldc) {
+	if packedTrivial(m, b.N, b.K, alpha, a, lda, beta, c, ldc) {
 		return
 	}
 	threads := runtime.GOMAXPROCS(0)
@@ -64,70 +62,21 @@ func GemmPacked(m int, alpha float32, a []float32, lda int, b *PackedF32, beta f
 		gemmBlockedB(kn, false, false, m, n, k, alpha, a, lda, nil, 0, b, 0, beta, c, ldc)
 		return
 	}
-	// Stripes as gemmParallel cuts them.
-	splitM := m >= n
-	dim, unit := n, kn.nr
-	if splitM {
-		dim, unit = m, kn.mr
-	}
-	stripes := min(stripesPerThread*threads, max(1, dim/(minStripeUnits*unit)))
-	if stripes < threads {
-		stripes = min(threads, max(1, dim/unit))
-	}
-	size := roundUp((dim+stripes-1)/max(stripes, 1), unit)
-	stripes = (dim + size - 1) / size
-	if stripes <= 1 {
-		gemmBlockedB(kn, false, false, m, n, k, alpha, a, lda, nil, 0, b, 0, beta, c, ldc)
+	if m >= n {
+		runStripes(threads, m, kn.mr, func(lo, hi int) {
+			gemmBlockedB(kn, false, false, hi-lo, n, k, alpha, a[lo*lda:], lda, nil, 0, b, 0, beta, c[lo*ldc:], ldc)
+		})
 		return
 	}
-	var next atomic.Int64
-	work := func() {
-		for {
-			s := int(next.Add(1) - 1)
-			if s >= stripes {
-				return
-			}
-			lo, hi := s*size, min((s+1)*size, dim)
-			if splitM {
-				gemmBlockedB(kn, false, false, hi-lo, n, k, alpha, a[lo*lda:], lda, nil, 0, b, 0, beta, c[lo*ldc:], ldc)
-			} else {
-				gemmBlockedB(kn, false, false, m, hi-lo, k, alpha, a, lda, nil, 0, b, lo, beta, c[lo:], ldc)
-			}
-		}
-	}
-	workers := min(threads, stripes)
-	var wg sync.WaitGroup
-	wg.Add(workers - 1)
-	for range workers - 1 {
-		go func() {
-			defer wg.Done()
-			work()
-		}()
-	}
-	work()
-	wg.Wait()
+	runStripes(threads, n, kn.nr, func(lo, hi int) {
+		gemmBlockedB(kn, false, false, m, hi-lo, k, alpha, a, lda, nil, 0, b, lo, beta, c[lo:], ldc)
+	})
 }
 
 // GemmPackedSerial is GemmPacked on the calling goroutine only.
 func GemmPackedSerial(m int, alpha float32, a []float32, lda int, b *PackedF32, beta float32, c []float32, ldc int) {
-	if packedTrivial(m, alpha, a, lda, b, beta, c, ldc) {
+	if packedTrivial(m, b.N, b.K, alpha, a, lda, beta, c, ldc) {
 		return
 	}
 	gemmBlockedB(b.kn, false, false, m, b.N, b.K, alpha, a, lda, nil, 0, b, 0, beta, c, ldc)
-}
-
-func packedTrivial(m int, alpha float32, a []float32, lda int, b *PackedF32, beta float32, c []float32, ldc int) bool {
-	if m < 0 {
-		panic(fmt.Sprintf("sgemm: negative dimension m=%d", m))
-	}
-	checkMatrix("A", a, m, b.K, lda)
-	checkMatrix("C", c, m, b.N, ldc)
-	if m == 0 || b.N == 0 {
-		return true
-	}
-	if b.K == 0 || alpha == 0 {
-		scaleC(m, b.N, beta, c, ldc)
-		return true
-	}
-	return false
 }

@@ -140,6 +140,24 @@ func gemmTrivial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 	return false
 }
 
+// packedTrivial is gemmTrivial for products with a packed k×n B (GemmBF16,
+// GemmPacked): A m×k, C m×n.
+func packedTrivial(m, n, k int, alpha float32, a []float32, lda int, beta float32, c []float32, ldc int) bool {
+	if m < 0 {
+		panic(fmt.Sprintf("sgemm: negative dimension m=%d", m))
+	}
+	checkMatrix("A", a, m, k, lda)
+	checkMatrix("C", c, m, n, ldc)
+	if m == 0 || n == 0 {
+		return true
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return true
+	}
+	return false
+}
+
 func checkArgs(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("sgemm: negative dimension m=%d n=%d k=%d", m, n, k))
@@ -224,18 +242,41 @@ func gemmParallel(kn *kernel, threads int, transA, transB bool, m, n, k int, alp
 	// Stripe boundaries fall on the tiles of the kernel the whole product
 	// would use, so every element is computed exactly as GemmSerial does.
 	kn = kn.forShape(m, n)
-	splitM := m >= n
-	dim, unit := n, kn.nr
-	if splitM {
-		dim, unit = m, kn.mr
+	if m >= n {
+		// Rows lo..hi of C and of op(A).
+		runStripes(threads, m, kn.mr, func(lo, hi int) {
+			aOff := lo * lda
+			if transA {
+				aOff = lo
+			}
+			gemmBlocked(kn, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+		})
+		return
 	}
+	// Columns lo..hi of C and of op(B).
+	runStripes(threads, n, kn.nr, func(lo, hi int) {
+		bOff := lo
+		if transB {
+			bOff = lo * ldb
+		}
+		gemmBlocked(kn, transA, transB, m, hi-lo, k, alpha, a, lda, b[bOff:], ldb, beta, c[lo:], ldc)
+	})
+}
+
+// runStripes cuts [0, dim) into stripes of whole units (tiles) and runs fn
+// on each from up to threads goroutines, the caller's included; with a
+// single stripe, fn runs on the caller alone. Stripes are handed out
+// dynamically, a few per goroutine, so a core that starts late or is busy
+// with something else does not hold up the whole product. gemmParallel,
+// GemmBF16 and GemmPacked split their products with it.
+func runStripes(threads, dim, unit int, fn func(lo, hi int)) {
 	// Enough stripes to balance, few enough that each stays big.
 	stripes := min(stripesPerThread*threads, max(1, dim/(minStripeUnits*unit)))
 	if stripes < threads {
 		stripes = min(threads, max(1, dim/unit))
 	}
 	if stripes <= 1 {
-		gemmBlocked(kn, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		fn(0, dim)
 		return
 	}
 	size := roundUp((dim+stripes-1)/stripes, unit)
@@ -248,23 +289,7 @@ func gemmParallel(kn *kernel, threads int, transA, transB bool, m, n, k int, alp
 			if s >= stripes {
 				return
 			}
-			lo := s * size
-			hi := min(lo+size, dim)
-			if splitM {
-				// Rows lo..hi of C and of op(A).
-				aOff := lo * lda
-				if transA {
-					aOff = lo
-				}
-				gemmBlocked(kn, transA, transB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
-			} else {
-				// Columns lo..hi of C and of op(B).
-				bOff := lo
-				if transB {
-					bOff = lo * ldb
-				}
-				gemmBlocked(kn, transA, transB, m, hi-lo, k, alpha, a, lda, b[bOff:], ldb, beta, c[lo:], ldc)
-			}
+			fn(s*size, min((s+1)*size, dim))
 		}
 	}
 	workers := min(threads, stripes)
