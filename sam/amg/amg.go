@@ -355,6 +355,9 @@ type Generator struct {
 	opts  Options
 	grids [][][2]float64
 	stats Stats
+	// first, during GenerateFrom, is the whole image's embedding: the
+	// first crop layer's, used instead of encoding it again.
+	first *sam.Embedding
 }
 
 // New validates opts and returns a generator for m.
@@ -689,6 +692,31 @@ func FormatBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", v, "BKMGT"[u])
 }
 
+// GenerateFrom is Generate for an image whose embedding is already known
+// (a server's cache, sam embed's files): the first crop layer is the whole
+// image, so emb stands in for its encoder run (7–9 s for ViT-B on a 2-core
+// CPU); crops of later layers are encoded as Generate does, and the
+// records are the same. emb must be this image's embedding by this model:
+// its size must be the image's and its Model the generator's model's
+// EncoderIdentity (an embedding without one is refused: nothing would show
+// that it belongs to this image).
+func (g *Generator) GenerateFrom(ctx context.Context, img *imgproc.RGB, emb *sam.Embedding) ([]Record, error) {
+	if emb == nil {
+		return nil, fmt.Errorf("amg: GenerateFrom: %w: nil embedding", sam.ErrEmbedding)
+	}
+	if img != nil && (emb.OriginalW != img.W || emb.OriginalH != img.H) {
+		return nil, fmt.Errorf("amg: GenerateFrom: %w: the embedding is of a %d×%d image, the image is %d×%d",
+			sam.ErrEmbedding, emb.OriginalW, emb.OriginalH, img.W, img.H)
+	}
+	if id := g.pred.Model().EncoderIdentity(); emb.Model != id {
+		return nil, fmt.Errorf("amg: GenerateFrom: %w: the embedding names encoder %q, the generator's model is %q",
+			sam.ErrEmbedding, emb.Model, id)
+	}
+	g.first = emb
+	defer func() { g.first = nil }()
+	return g.Generate(ctx, img)
+}
+
 // processCrop is _process_crop: encode the crop, run its point grid in
 // batches, NMS within the crop; the masks come back in image coordinates.
 func (g *Generator) processCrop(ctx context.Context, img *imgproc.RGB, c CropBox, pr *Progress, t0 time.Time) ([]maskData, error) {
@@ -696,12 +724,18 @@ func (g *Generator) processCrop(ctx context.Context, img *imgproc.RGB, c CropBox
 	x0, y0, x1, y1 := c.Box[0], c.Box[1], c.Box[2], c.Box[3]
 	cw, ch := x1-x0, y1-y0
 	t := time.Now()
-	crop, err := cropRGB(img, c.Box)
-	if err != nil {
-		return nil, err
-	}
-	if err := g.pred.SetImage(ctx, crop); err != nil {
-		return nil, fmt.Errorf("crop %v: %w", c.Box, err)
+	if g.first != nil && c.Layer == 0 { // the whole image, already encoded (GenerateFrom)
+		if err := g.pred.SetEmbedding(g.first); err != nil {
+			return nil, fmt.Errorf("crop %v: %w", c.Box, err)
+		}
+	} else {
+		crop, err := cropRGB(img, c.Box)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.pred.SetImage(ctx, crop); err != nil {
+			return nil, fmt.Errorf("crop %v: %w", c.Box, err)
+		}
 	}
 	st.Encode += time.Since(t)
 	pr.CurrentCropSize = [2]int{cw, ch}

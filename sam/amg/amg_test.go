@@ -401,3 +401,40 @@ func TestWriteMetadataCSV(t *testing.T) {
 		"1,1,0,0,0,0,0.0,0.0,0.5,0.96875,0,0,320,240"
 	require.Equal(t, want, b.String())
 }
+
+// GenerateFrom with the image's embedding gives Generate's records (crops
+// included: layer 1 is still encoded), with one encoder run fewer, and
+// refuses embeddings that cannot be this image's.
+func TestGenerateFrom(t *testing.T) {
+	m, img := loadTiny(t)
+	ctx := context.Background()
+	g, err := New(m, tinyOptions())
+	require.NoError(t, err)
+	want, err := g.Generate(ctx, img)
+	require.NoError(t, err)
+	require.NotEmpty(t, want)
+
+	p := sam.NewPredictor(m)
+	require.NoError(t, p.SetImage(ctx, img))
+	emb := p.Embedding()
+	got, err := g.GenerateFrom(ctx, img, emb)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.Equal(t, 5, g.Stats().Crops)
+
+	other := *emb
+	other.OriginalW++
+	_, err = g.GenerateFrom(ctx, img, &other)
+	require.ErrorIs(t, err, sam.ErrEmbedding)
+	require.ErrorContains(t, err, "image is")
+	other = *emb
+	other.Model = ""
+	_, err = g.GenerateFrom(ctx, img, &other)
+	require.ErrorIs(t, err, sam.ErrEmbedding)
+	_, err = g.GenerateFrom(ctx, img, nil)
+	require.ErrorIs(t, err, sam.ErrEmbedding)
+	// A failed GenerateFrom leaves Generate as it was.
+	again, err := g.Generate(ctx, img)
+	require.NoError(t, err)
+	require.Equal(t, want, again)
+}

@@ -303,10 +303,12 @@ func TestAuto(t *testing.T) {
 			StabilityScore float64      `json:"stability_score"`
 			PointCoords    [][2]float64 `json:"point_coords"`
 		} `json:"annotations"`
-		Options   map[string]any     `json:"options"`
-		TimingsMS map[string]float64 `json:"timings_ms"`
+		Options         map[string]any     `json:"options"`
+		EmbeddingSource string             `json:"embedding_source"`
+		TimingsMS       map[string]float64 `json:"timings_ms"`
 	}
 	require.NoError(t, json.Unmarshal(b, &res))
+	require.Equal(t, "memory", res.EmbeddingSource, "the upload's embedding serves the first crop layer")
 	require.Equal(t, [2]int{sc.w, sc.h}, [2]int{res.Width, res.Height})
 	require.EqualValues(t, 8, res.Options["points_per_side"])
 	require.Equal(t, "coco_rle", res.Options["output_mode"])

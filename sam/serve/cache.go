@@ -38,7 +38,8 @@ const (
 //   - embeddings, under the model's encoder identity and the image's
 //     sha256 (an embedding is only valid for the encoder that made it);
 //   - the uploaded image bytes, under their sha256, for the automatic
-//     mask generator, which encodes the image (and its crops) itself;
+//     mask generator, which takes the whole image's embedding from the
+//     cache and encodes the crops of later layers itself;
 //   - low-res logits that a prediction returned, under a handle the client
 //     passes back as mask_input to refine (a separate, smaller LRU).
 //

@@ -507,8 +507,11 @@ type autoResponse struct {
 	Height      int          `json:"height"`
 	Annotations []amg.Record `json:"annotations"`
 	// Options are the generator's options as run (official names).
-	Options   map[string]any     `json:"options"`
-	TimingsMS map[string]float64 `json:"timings_ms"`
+	Options map[string]any `json:"options"`
+	// EmbeddingSource is the cache tier that held the whole image's
+	// embedding (used for the first crop layer), or "encoded".
+	EmbeddingSource string             `json:"embedding_source"`
+	TimingsMS       map[string]float64 `json:"timings_ms"`
 }
 
 func (s *Server) handleAuto(w http.ResponseWriter, r *http.Request) {
@@ -538,6 +541,16 @@ func (s *Server) handleAuto(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errorf(http.StatusNotFound, "unknown_image", "image %s is not in the cache (never uploaded, or evicted): upload it again", id))
 		return
 	}
+	// The whole image's embedding, if a tier holds it, saves the first
+	// crop layer's encoder run (the generator encodes later crops itself).
+	emb, source, err := s.cache.embedding(ctx, s.modelID, id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if emb == nil {
+		source = "encoded"
+	}
 	var recs []amg.Record
 	var st amg.Stats
 	var img *imgproc.RGB
@@ -550,7 +563,11 @@ func (s *Server) handleAuto(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		recs, err = g.Generate(ctx, img)
+		if emb != nil {
+			recs, err = g.GenerateFrom(ctx, img, emb)
+		} else {
+			recs, err = g.Generate(ctx, img)
+		}
 		st = g.Stats()
 		return err
 	})
@@ -563,7 +580,7 @@ func (s *Server) handleAuto(w http.ResponseWriter, r *http.Request) {
 		recs = []amg.Record{}
 	}
 	writeJSON(w, http.StatusOK, autoResponse{ID: id, Model: s.modelID, Width: img.W, Height: img.H, Annotations: recs,
-		Options: optionsJSON(opts),
+		Options: optionsJSON(opts), EmbeddingSource: source,
 		TimingsMS: map[string]float64{"total": ms(st.Total), "encode": ms(st.Encode), "decoder": ms(st.Decode),
 			"postprocess": ms(st.Postprocess), "nms": ms(st.NMS)}})
 }
