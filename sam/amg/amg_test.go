@@ -413,6 +413,7 @@ func TestGenerateFrom(t *testing.T) {
 	want, err := g.Generate(ctx, img)
 	require.NoError(t, err)
 	require.NotEmpty(t, want)
+	encAll := g.Stats().Encode
 
 	p := sam.NewPredictor(m)
 	require.NoError(t, p.SetImage(ctx, img))
@@ -421,6 +422,7 @@ func TestGenerateFrom(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, got)
 	require.Equal(t, 5, g.Stats().Crops)
+	t.Logf("encoder time: Generate %v, GenerateFrom %v (5 crops, the first from the embedding)", encAll, g.Stats().Encode)
 
 	other := *emb
 	other.OriginalW++
