@@ -20,9 +20,11 @@
 //
 // Files: cpu.go (backend, tensors, upload/download/reshape/release),
 // pool.go (the free list), parallel.go (parallel-for), mathf.go (exp, erf,
-// GELU), gemm.go (Linear, MatMulT, Conv2D, ConvTranspose2D), norm.go
-// (LayerNorm), attention.go, layout.go (window partition, elementwise,
-// concat/slice/repeat/transpose), mask.go (MaskDownsample, UpscaleMasks).
+// GELU), gemm.go (Linear, MatMulT, Conv2D, ConvTranspose2D), weights.go
+// (weights packed once for the products; offheap_*.go, pageout_*.go),
+// bf16.go (the bf16 precision), norm.go (LayerNorm), attention.go,
+// layout.go (window partition, elementwise, concat/slice/repeat/transpose),
+// mask.go (MaskDownsample, UpscaleMasks).
 // The shape rules every op validates its arguments by are package nn's
 // (sam/nn/shapes.go), shared with the GPU backend. Each op's tests compare it with a float64 loop written from its
 // definition (*_test.go).
