@@ -16,6 +16,7 @@ import (
 
 	"github.com/samgo/samgo/sam"
 	"github.com/samgo/samgo/sam/checkpoint"
+	"github.com/samgo/samgo/sam/float16"
 	"github.com/samgo/samgo/sam/imgproc"
 )
 
@@ -102,7 +103,7 @@ func vittTensor(name string, shape []int) []float32 {
 	out := make([]float32, n)
 	for i, v := range u {
 		x := float64(scale*v) + offset // the explicit conversion forbids a fused multiply-add
-		b := checkpoint.Float32ToBF16(float32(x))
+		b := float16.ToBF16(float32(x))
 		out[i] = math.Float32frombits(uint32(b) << 16)
 	}
 	return out
@@ -210,7 +211,7 @@ func vitbDecoderEmbedding() []float32 {
 		s += u[4*i+2]
 		s += u[4*i+3]
 		x := float64(s * c)
-		b := checkpoint.Float32ToBF16(float32(x))
+		b := float16.ToBF16(float32(x))
 		out[i] = math.Float32frombits(uint32(b) << 16)
 	}
 	return out

@@ -16,6 +16,8 @@ import (
 	"os"
 	"sort"
 	"unsafe"
+
+	"github.com/samgo/samgo/sam/float16"
 )
 
 // DType is a stored element type, named as safetensors names them.
@@ -103,13 +105,13 @@ func (t *Tensor) Float32() ([]float32, error) {
 	case BF16:
 		out := make([]float32, n)
 		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(t.data[2*i:])) << 16)
+			out[i] = float16.FromBF16(binary.LittleEndian.Uint16(t.data[2*i:]))
 		}
 		return out, nil
 	case F16:
 		out := make([]float32, n)
 		for i := range out {
-			out[i] = HalfToFloat32(binary.LittleEndian.Uint16(t.data[2*i:]))
+			out[i] = float16.FromHalf(binary.LittleEndian.Uint16(t.data[2*i:]))
 		}
 		return out, nil
 	case F64:
@@ -138,69 +140,6 @@ func (t *Tensor) Float32() ([]float32, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("%s: tensor %q: %w %s", t.file, t.Name, ErrDType, t.DType)
-}
-
-// HalfToFloat32 widens an IEEE 754 binary16 value.
-func HalfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && man == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: normalise
-		e := uint32(127 - 15 + 1)
-		for man&0x400 == 0 {
-			man <<= 1
-			e--
-		}
-		man &= 0x3ff
-		return math.Float32frombits(sign | e<<23 | man<<13)
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | man<<13)
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | man<<13)
-}
-
-// Float32ToBF16 rounds to bfloat16 (nearest, ties to even; NaN stays NaN).
-func Float32ToBF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	if f != f {
-		return uint16(b>>16) | 0x40
-	}
-	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
-}
-
-// Float32ToHalf rounds to IEEE 754 binary16 (nearest, ties to even;
-// overflow to ±Inf).
-func Float32ToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23&0xff) - 127 + 15
-	man := b & 0x7fffff
-	switch {
-	case b&0x7fffffff > 0x7f800000: // NaN
-		return sign | 0x7e00
-	case exp >= 0x1f: // overflow or Inf
-		return sign | 0x7c00
-	case exp <= 0: // subnormal half, or zero
-		if exp < -10 {
-			return sign
-		}
-		man |= 0x800000
-		shift := uint(14 - exp)
-		half := uint32(1) << (shift - 1)
-		r := man >> shift
-		if rem := man & (1<<shift - 1); rem > half || (rem == half && r&1 == 1) {
-			r++
-		}
-		return sign | uint16(r)
-	}
-	r := uint32(exp)<<10 | man>>13
-	if rem := man & 0x1fff; rem > 0x1000 || (rem == 0x1000 && r&1 == 1) {
-		r++ // may carry into the exponent, which is the right rounding
-	}
-	return sign | uint16(r)
 }
 
 var littleEndian = func() bool {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"sort"
+
+	"github.com/samgo/samgo/sam/float16"
 )
 
 // safetensors layout: u64 little-endian header length N, N bytes of JSON
@@ -156,12 +158,12 @@ func WriteSafetensors(w io.Writer, tensors []WriteTensor, metadata map[string]st
 		case F16:
 			b = make([]byte, 2*len(t.F32))
 			for i, v := range t.F32 {
-				binary.LittleEndian.PutUint16(b[2*i:], Float32ToHalf(v))
+				binary.LittleEndian.PutUint16(b[2*i:], float16.ToHalf(v))
 			}
 		case BF16:
 			b = make([]byte, 2*len(t.F32))
 			for i, v := range t.F32 {
-				binary.LittleEndian.PutUint16(b[2*i:], Float32ToBF16(v))
+				binary.LittleEndian.PutUint16(b[2*i:], float16.ToBF16(v))
 			}
 		default:
 			b = t.Bytes

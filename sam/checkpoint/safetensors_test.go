@@ -61,31 +61,6 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 	require.Equal(t, in[1].Bytes, m.Raw())
 }
 
-func TestHalfConversions(t *testing.T) {
-	// Every binary16 value survives a round trip through float32.
-	for h := range 1 << 16 {
-		f := HalfToFloat32(uint16(h))
-		if f != f {
-			continue
-		}
-		require.Equal(t, uint16(h), Float32ToHalf(f), "half %#04x (%g)", h, f)
-	}
-	cases := []struct {
-		f    float32
-		want uint16
-	}{
-		{1, 0x3c00}, {-2, 0xc000}, {65504, 0x7bff}, {65520, 0x7c00}, {1e-8, 0}, {5.960464e-08, 0x0001},
-		{1 + 1.0/2048, 0x3c00}, {1 + 3.0/2048, 0x3c02}, // ties to even
-	}
-	for _, c := range cases {
-		require.Equal(t, c.want, Float32ToHalf(c.f), "%g", c.f)
-	}
-	require.Equal(t, uint16(0x3f80), Float32ToBF16(1))
-	require.Equal(t, uint16(0x3f80), Float32ToBF16(1+1.0/256))  // tie, even stays
-	require.Equal(t, uint16(0x3f82), Float32ToBF16(1+3.0/256))  // tie, odd rounds up
-	require.Equal(t, uint16(0x3f81), Float32ToBF16(1+1.01/128)) // above half
-}
-
 func TestWriteHalfPrecision(t *testing.T) {
 	var buf bytes.Buffer
 	vals := []float32{0.5, -3.25, 1000}

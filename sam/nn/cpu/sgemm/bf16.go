@@ -2,10 +2,11 @@ package sgemm
 
 import (
 	"fmt"
-	"math"
 	"runtime"
 	"sync"
 	"unsafe"
+
+	"github.com/samgo/samgo/sam/float16"
 )
 
 // # bf16 products
@@ -80,22 +81,10 @@ const (
 	bf16NC = 512 // columns
 )
 
-// ToBF16 rounds x to the nearest bf16 (ties to even) and returns its 16
-// bits; NaN stays NaN (quiet), infinities stay infinite.
-func ToBF16(x float32) uint16 {
-	u := math.Float32bits(x)
-	if u&0x7fffffff > 0x7f800000 {
-		return uint16(u>>16) | 0x40 // NaN: keep sign and payload's top, quiet
-	}
-	u += 0x7fff + (u >> 16 & 1)
-	return uint16(u >> 16)
-}
-
-// FromBF16 widens a bf16 value to float32 (exact).
-func FromBF16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
-
 // pairBF16 packs two float32 as the bf16 pair (lo, hi).
-func pairBF16(lo, hi float32) uint32 { return uint32(ToBF16(lo)) | uint32(ToBF16(hi))<<16 }
+func pairBF16(lo, hi float32) uint32 {
+	return uint32(float16.ToBF16(lo)) | uint32(float16.ToBF16(hi))<<16
+}
 
 // PackedBF16 is a k×n matrix op(B) rounded to bf16 in the layout of the
 // bf16 kernels (see the package's bf16 notes). It is immutable once packed
@@ -186,7 +175,7 @@ func (p *PackedBF16) Pack(transB bool, k, n int, b []float32, ldb int) {
 			dst := panel[q*nr:][:cols]
 			if 2*q+1 == k {
 				for j, v := range r0 {
-					dst[j] = uint32(ToBF16(v))
+					dst[j] = uint32(float16.ToBF16(v))
 				}
 				continue
 			}
@@ -320,7 +309,7 @@ func convertRowsBF16(dst []uint32, kp int, a []float32, lda, m, k int, alpha flo
 			d[q] = pairBF16(alpha*row[2*q], alpha*row[2*q+1])
 		}
 		if k%2 == 1 {
-			d[kp-1] = uint32(ToBF16(alpha * row[k-1]))
+			d[kp-1] = uint32(float16.ToBF16(alpha * row[k-1]))
 		}
 	}
 }
@@ -337,8 +326,8 @@ func goBF16Kernel(k int, a *uint32, lda int, b *uint32, ldb int, c *float32, ldc
 			var s float32
 			for p := range k {
 				x, y := as[r*lda+p], bs[p*ldb+j]
-				s += FromBF16(uint16(x>>16)) * FromBF16(uint16(y>>16))
-				s += FromBF16(uint16(x)) * FromBF16(uint16(y))
+				s += float16.FromBF16(uint16(x>>16)) * float16.FromBF16(uint16(y>>16))
+				s += float16.FromBF16(uint16(x)) * float16.FromBF16(uint16(y))
 			}
 			ci := r*ldc + j
 			if beta == 0 {

@@ -8,30 +8,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-)
 
-func TestToBF16(t *testing.T) {
-	for _, tc := range []struct {
-		in   uint32 // float32 bits
-		want uint16
-	}{
-		{0x3f800000, 0x3f80}, // 1
-		{0x3f808000, 0x3f80}, // 1 + 2⁻⁸: tie, even stays
-		{0x3f818000, 0x3f82}, // tie, odd rounds up
-		{0x3f808001, 0x3f81}, // just above the tie
-		{0x3f807fff, 0x3f80}, // just below
-		{0xbf808001, 0xbf81}, // negative
-		{0x7f7fffff, 0x7f80}, // max float32 rounds to +Inf, as in torch
-		{0x7f800000, 0x7f80}, // +Inf
-		{0xff800000, 0xff80}, // -Inf
-		{0x00000000, 0x0000},
-		{0x80000000, 0x8000},
-	} {
-		require.Equal(t, tc.want, ToBF16(math.Float32frombits(tc.in)), "%#08x", tc.in)
-	}
-	nan := ToBF16(math.Float32frombits(0x7f800001)) // a NaN whose top payload bits are 0
-	require.True(t, math.IsNaN(float64(FromBF16(nan))), "NaN → %#04x", nan)
-}
+	"github.com/samgo/samgo/sam/float16"
+)
 
 // TestCvtRowBF16 checks the assembly converter against ToBF16 bit for bit
 // (on normal numbers, ties included; the instruction treats denormals as
@@ -103,13 +82,13 @@ func TestGemmBF16(t *testing.T) {
 				ref.a = slices.Clone(o.a)
 				for i := range tc.m {
 					for p := range tc.k {
-						ref.a[i*o.lda+p] = FromBF16(ToBF16(tc.alpha * o.a[i*o.lda+p]))
+						ref.a[i*o.lda+p] = float16.FromBF16(float16.ToBF16(tc.alpha * o.a[i*o.lda+p]))
 					}
 				}
 				ref.b = slices.Clone(o.b)
 				for i, v := range ref.b {
 					if !math.IsNaN(float64(v)) {
-						ref.b[i] = FromBF16(ToBF16(v))
+						ref.b[i] = float16.FromBF16(float16.ToBF16(v))
 					}
 				}
 				rc := tc
