@@ -134,14 +134,7 @@ func PackBF16Into(buf []uint32, transB bool, k, n int, b []float32, ldb int) *Pa
 
 // Pack is PackBF16 into p, reusing its memory when it is large enough.
 func (p *PackedBF16) Pack(transB bool, k, n int, b []float32, ldb int) {
-	if k < 0 || n < 0 {
-		panic(fmt.Sprintf("sgemm: PackBF16 of a %d×%d matrix", k, n))
-	}
-	if transB {
-		checkMatrix("B", b, n, k, ldb)
-	} else {
-		checkMatrix("B", b, k, n, ldb)
-	}
+	checkPack("PackBF16", transB, k, n, b, ldb)
 	nr := bf16PanelWidth(n)
 	kp := (k + 1) / 2
 	size := PackedBF16Words(k, n)

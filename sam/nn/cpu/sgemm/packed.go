@@ -32,14 +32,7 @@ func PackedF32Floats(k, n int) int {
 // PackF32Into packs op(B) (k×n; with transB B is stored n×k, ldb ≥ k,
 // else k×n, ldb ≥ n) into buf (at least PackedF32Floats(k, n) floats).
 func PackF32Into(buf []float32, transB bool, k, n int, b []float32, ldb int) *PackedF32 {
-	if k < 0 || n < 0 {
-		panic(fmt.Sprintf("sgemm: PackF32 of a %d×%d matrix", k, n))
-	}
-	if transB {
-		checkMatrix("B", b, n, k, ldb)
-	} else {
-		checkMatrix("B", b, k, n, ldb)
-	}
+	checkPack("PackF32", transB, k, n, b, ldb)
 	size := PackedF32Floats(k, n)
 	if len(buf) < size {
 		panic(fmt.Sprintf("sgemm: PackF32Into: %d floats for a %d×%d matrix that needs %d", len(buf), k, n, size))

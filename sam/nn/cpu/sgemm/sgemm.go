@@ -162,18 +162,31 @@ func checkArgs(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("sgemm: negative dimension m=%d n=%d k=%d", m, n, k))
 	}
-	// Stored shapes (rows × cols) of A and B.
+	// The stored shape (rows × cols) of A.
 	ar, ac := m, k
 	if transA {
 		ar, ac = k, m
 	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
 	checkMatrix("A", a, ar, ac, lda)
-	checkMatrix("B", b, br, bc, ldb)
+	checkB(transB, k, n, b, ldb)
 	checkMatrix("C", c, m, n, ldc)
+}
+
+// checkB checks op(B) (k×n; stored n×k with transB, else k×n).
+func checkB(transB bool, k, n int, b []float32, ldb int) {
+	if transB {
+		checkMatrix("B", b, n, k, ldb)
+	} else {
+		checkMatrix("B", b, k, n, ldb)
+	}
+}
+
+// checkPack checks the arguments of a packing (PackBF16, PackF32Into).
+func checkPack(what string, transB bool, k, n int, b []float32, ldb int) {
+	if k < 0 || n < 0 {
+		panic(fmt.Sprintf("sgemm: %s of a %d×%d matrix", what, k, n))
+	}
+	checkB(transB, k, n, b, ldb)
 }
 
 func checkMatrix(name string, x []float32, rows, cols, ld int) {
