@@ -303,7 +303,7 @@ func backendDevice(b nn.Backend) (kind string, idx, elem int) {
 		kind = name
 	}
 	elem = 4
-	if p, ok := b.(interface{ Precision() string }); ok && p.Precision() == "bf16" {
+	if nn.PrecisionOf(b) == "bf16" {
 		elem = 2
 	}
 	return kind, idx, elem

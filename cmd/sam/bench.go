@@ -225,7 +225,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	host, _ := os.Hostname()
 	rep := benchReport{
 		Date: time.Now().UTC().Format(time.RFC3339), Device: m.Backend().Name(), Host: host,
-		Model: name, ImgSize: cfg.ImgSize, Precision: backendPrecision(m.Backend(), mf.precision), Threads: runtime.GOMAXPROCS(0),
+		Model: name, ImgSize: cfg.ImgSize, Precision: nn.PrecisionOf(m.Backend()), Threads: runtime.GOMAXPROCS(0),
 		Command: "sam bench " + strings.Join(args, " "),
 	}
 	ctx := context.Background()
@@ -349,15 +349,6 @@ func peakMemory(b nn.Backend) int64 {
 		return mr.PeakMemory()
 	}
 	return processPeakRSS()
-}
-
-// backendPrecision is the precision b computes in (asked: what was asked
-// for, for backends that do not say).
-func backendPrecision(b nn.Backend, asked string) string {
-	if p, ok := b.(interface{ Precision() string }); ok {
-		return p.Precision()
-	}
-	return asked
 }
 
 // startCPUProfile starts a Go CPU profile into path; stop ends it.

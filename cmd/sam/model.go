@@ -118,8 +118,8 @@ func openBackend(device, precision string, threads int, stderr io.Writer) (nn.Ba
 	if err != nil {
 		return nil, err
 	}
-	if p, ok := b.(interface{ Precision() string }); ok && precision != "" && p.Precision() != precision {
-		fmt.Fprintf(stderr, "sam: %s computes in %s: %s was asked for, and this CPU lacks AVX512_BF16\n", b.Name(), p.Precision(), precision)
+	if got := nn.PrecisionOf(b); precision != "" && !strings.EqualFold(got, precision) {
+		fmt.Fprintf(stderr, "sam: %s computes in %s: %s was asked for, and this CPU lacks AVX512_BF16\n", b.Name(), got, precision)
 	}
 	return b, nil
 }

@@ -17,6 +17,16 @@ type Options struct {
 	Threads int
 }
 
+// PrecisionOf is the precision b computes in: what its Precision method
+// says ("fp32" or "bf16"; the CPU backend asked for bf16 says "fp32" where
+// the CPU lacks AVX512_BF16), "fp32" for a backend without one.
+func PrecisionOf(b Backend) string {
+	if p, ok := b.(interface{ Precision() string }); ok {
+		return p.Precision()
+	}
+	return "fp32"
+}
+
 // Factory creates a backend on device index dev (0 where the kind has
 // no devices, e.g. the CPU).
 type Factory func(dev int, opts Options) (Backend, error)
