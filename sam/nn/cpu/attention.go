@@ -163,15 +163,15 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 					sc.pk.Pack(true, d, Nk, ka, k.row)
 					sc.pv.Pack(false, Nk, dv, va, v.row)
 				} else {
-					sc.fk = sgemm.PackF32Into(grow(&sc.fkBuf, sgemm.PackedF32Floats(d, Nk)), true, d, Nk, ka, k.row)
-					sc.fv = sgemm.PackF32Into(grow(&sc.fvBuf, sgemm.PackedF32Floats(Nk, dv)), false, Nk, dv, va, v.row)
+					sc.fk.Pack(true, d, Nk, ka, k.row)
+					sc.fv.Pack(false, Nk, dv, va, v.row)
 				}
 				sc.packed = head
 			}
 			if b.bf16 {
 				sgemm.GemmBF16Serial(n, scale, qa, q.row, &sc.pk, 0, s, Nk)
 			} else {
-				sgemm.GemmPackedSerial(n, scale, qa, q.row, sc.fk, 0, s, Nk)
+				sgemm.GemmPackedSerial(n, scale, qa, q.row, &sc.fk, 0, s, Nk)
 			}
 			if rel != nil {
 				QH, QW := rel.QH, rel.QW
@@ -200,7 +200,7 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 			if b.bf16 {
 				sgemm.GemmBF16Serial(n, 1, s, Nk, &sc.pv, 0, o, Cout)
 			} else {
-				sgemm.GemmPackedSerial(n, 1, s, Nk, sc.fv, 0, o, Cout)
+				sgemm.GemmPackedSerial(n, 1, s, Nk, &sc.fv, 0, o, Cout)
 			}
 			for i := range n {
 				row := o[i*Cout : i*Cout+dv]
@@ -216,19 +216,10 @@ func (b *Backend) attention(B, Nq, Nk, heads, d, dv int, q, k, v qkvView, rel *n
 type attnScratch struct {
 	s, inv, ph, pw, rw []float32
 	// The packed keys and values of head packed−1 (of b·heads + h; 0:
-	// none yet): pk, pv in bf16, else fk, fv (in fkBuf, fvBuf).
-	pk, pv       sgemm.PackedBF16
-	fk, fv       *sgemm.PackedF32
-	fkBuf, fvBuf []float32
-	packed       int
-}
-
-// grow returns (*buf)[:n], reallocating *buf when it is too small.
-func grow(buf *[]float32, n int) []float32 {
-	if cap(*buf) < n {
-		*buf = make([]float32, n)
-	}
-	return (*buf)[:n]
+	// none yet): pk, pv in bf16, else fk, fv.
+	pk, pv sgemm.PackedBF16
+	fk, fv sgemm.PackedF32
+	packed int
 }
 
 // addRelPos adds the decomposed relative-position bias to the logits row

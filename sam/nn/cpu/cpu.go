@@ -7,7 +7,7 @@
 // fast float32-accurate implementations (mathf.go).
 //
 // With WithBF16 (nn.Options{Precision: "bf16"}) on a CPU with
-// AVX512_BF16, the large products round their inputs to bf16 (bf16.go);
+// AVX512_BF16, the large products round their inputs to bf16 (weights.go);
 // every other op is the same float32 code.
 //
 // Numerics follow the official PyTorch float32 code: float32 storage and
@@ -21,8 +21,8 @@
 // Files: cpu.go (backend, tensors, upload/download/reshape/release),
 // pool.go (the free list), parallel.go (parallel-for), mathf.go (exp, erf,
 // GELU), gemm.go (Linear, MatMulT, Conv2D, ConvTranspose2D), weights.go
-// (weights packed once for the products; offheap_*.go, pageout_*.go),
-// bf16.go (the bf16 precision), norm.go (LayerNorm), attention.go,
+// (the bf16 precision, weights packed once for the products; offheap_*.go,
+// pageout_*.go), norm.go (LayerNorm), attention.go,
 // layout.go (window partition, elementwise, concat/slice/repeat/transpose),
 // mask.go (MaskDownsample, UpscaleMasks).
 // The shape rules every op validates its arguments by are package nn's
@@ -49,7 +49,7 @@ var ErrTensor = errors.New("invalid tensor")
 // Backend is the CPU implementation of nn.Backend.
 type Backend struct {
 	threads int
-	bf16    bool // bf16 products (bf16.go)
+	bf16    bool // bf16 products (weights.go)
 	pool    *pool
 	mem     *memStats // shared with forks
 }
@@ -97,7 +97,7 @@ func WithoutPool() Option {
 	return func(b *Backend) { b.pool = nil }
 }
 
-// WithBF16 makes the backend's large products bf16 (see bf16.go) where the
+// WithBF16 makes the backend's large products bf16 (see weights.go) where the
 // CPU has AVX512_BF16; elsewhere it has no effect (Precision says which).
 func WithBF16() Option {
 	return func(b *Backend) { b.bf16 = sgemm.HasBF16() }

@@ -2,6 +2,17 @@ package cpu
 
 import "github.com/samgo/samgo/sam/nn/cpu/sgemm"
 
+// The bf16 precision (nn.Options{Precision: "bf16"}, WithBF16): the
+// encoder's and decoder's large products — Linear, Conv2D and both
+// products of attention — round their inputs to bf16 and run on
+// AVX512_BF16 (sgemm.GemmBF16: exact products, float32 sums). Everything
+// else stays float32: activations between ops, biases and activations
+// applied to the float32 results, layernorm statistics, softmax, the
+// relative-position terms, the mask upscaling and the transposed
+// convolutions of the decoder. Weights are rounded and packed once, on
+// their first product, and kept with the tensor (below). On a CPU without
+// AVX512_BF16 the backend computes in float32 (see New's registration).
+
 // Weights packed once: the right-hand side of Linear and Conv2D (wᵀ) is
 // packed on its first product into the layout the micro-kernels read —
 // float32 panels (sgemm.PackedF32: the same products, bit for bit, without
@@ -37,8 +48,10 @@ type rhs struct {
 // when par is set, else on the calling goroutine (gemmRows' par).
 func (r rhs) mul(par bool, m int, a []float32, lda int, c []float32, ldc int) {
 	switch {
+	case r.bf != nil && par:
+		sgemm.GemmBF16(m, 1, a, lda, r.bf, 0, c, ldc)
 	case r.bf != nil:
-		bf16Gemm(par)(m, 1, a, lda, r.bf, 0, c, ldc)
+		sgemm.GemmBF16Serial(m, 1, a, lda, r.bf, 0, c, ldc)
 	case r.f != nil && par:
 		sgemm.GemmPacked(m, 1, a, lda, r.f, 0, c, ldc)
 	case r.f != nil:

@@ -32,16 +32,27 @@ func PackedF32Floats(k, n int) int {
 // PackF32Into packs op(B) (k×n; with transB B is stored n×k, ldb ≥ k,
 // else k×n, ldb ≥ n) into buf (at least PackedF32Floats(k, n) floats).
 func PackF32Into(buf []float32, transB bool, k, n int, b []float32, ldb int) *PackedF32 {
+	if len(buf) < PackedF32Floats(k, n) {
+		panic(fmt.Sprintf("sgemm: PackF32Into: %d floats for a %d×%d matrix that needs %d", len(buf), k, n, PackedF32Floats(k, n)))
+	}
+	p := &PackedF32{data: buf}
+	p.Pack(transB, k, n, b, ldb)
+	return p
+}
+
+// Pack is PackF32Into into p's memory, reallocated when it is too small
+// (PackedBF16.Pack's counterpart, for buffers reused product after
+// product).
+func (p *PackedF32) Pack(transB bool, k, n int, b []float32, ldb int) {
 	checkPack("PackF32", transB, k, n, b, ldb)
 	size := PackedF32Floats(k, n)
-	if len(buf) < size {
-		panic(fmt.Sprintf("sgemm: PackF32Into: %d floats for a %d×%d matrix that needs %d", len(buf), k, n, size))
+	if cap(p.data) < size {
+		p.data = make([]float32, size)
 	}
-	p := &PackedF32{K: k, N: n, kn: packedKernel(n), data: buf[:size]}
+	*p = PackedF32{K: k, N: n, kn: packedKernel(n), data: p.data[:size]}
 	if k > 0 && n > 0 {
 		packB(p.data, transB, b, ldb, 0, 0, k, n, p.kn.nr)
 	}
-	return p
 }
 
 // GemmPacked computes C (m×n) = alpha·A·B + beta·C on all cores, A m×k
