@@ -13,6 +13,7 @@ import (
 	"github.com/samgo/samgo/sam/nn"
 	"github.com/samgo/samgo/sam/nn/cpu"
 	"github.com/samgo/samgo/sam/nn/cpu/sgemm"
+	"github.com/samgo/samgo/tests/demoscene"
 )
 
 // The bf16 parity suite, shared by the CPU's bf16 precision
@@ -237,7 +238,7 @@ func checkDemoBF16(t *testing.T, b nn.Backend) {
 	cm, err := sam.Load(fixturePath("demo", "model.safetensors"), cpu.New(), sam.LoadOptions{Config: cfg})
 	require.NoError(t, err)
 	defer cm.Close()
-	var ref demoReference
+	var ref demoscene.Reference
 	readJSON(t, fixturePath("demo", "reference.json"), &ref)
 
 	var sumOurs, sumRef float64
@@ -250,7 +251,7 @@ func checkDemoBF16(t *testing.T, b nn.Backend) {
 		require.NoError(t, gp.SetImage(context.Background(), img))
 		require.NoError(t, cp.SetImage(context.Background(), img))
 		for _, obj := range sc.Objects {
-			gt := objectMask(labels, obj.ID)
+			gt := demoscene.ObjectMask(labels, obj.ID)
 			pr := sam.Prompt{Points: []sam.Point{{X: obj.Point[0], Y: obj.Point[1], Label: 1}}, Multimask: true}
 			g, err := gp.Predict(context.Background(), pr)
 			require.NoError(t, err)
@@ -263,7 +264,7 @@ func checkDemoBF16(t *testing.T, b nn.Backend) {
 				minAgree = min(minAgree, agree)
 				maxIoU = max(maxIoU, math.Abs(obj.MultiIoUPred[j]-float64(g.IoU[j])))
 			}
-			sumOurs += maskIoU(g.Masks[g.Best()].Pix, gt)
+			sumOurs += demoscene.MaskIoU(g.Masks[g.Best()].Pix, gt)
 			refBest := 0
 			for j := range 3 {
 				if obj.MultiIoUPred[j] > obj.MultiIoUPred[refBest] {

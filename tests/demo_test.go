@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"testing"
 
@@ -10,44 +9,8 @@ import (
 
 	"github.com/samgo/samgo/sam"
 	"github.com/samgo/samgo/sam/imgproc"
+	"github.com/samgo/samgo/tests/demoscene"
 )
-
-// demoReference is testdata/demo/reference.json: the official predictor's
-// results for the bundled demo model on its three scenes.
-type demoReference struct {
-	Scenes map[string]struct {
-		Width     int    `json:"width"`
-		Height    int    `json:"height"`
-		InputSize [2]int `json:"input_size"`
-		Objects   []struct {
-			ID           int        `json:"id"`
-			Point        [2]float64 `json:"point"`
-			MultiIoUPred [3]float64 `json:"multimask_iou_predictions"`
-			MultiMaskIoU [3]float64 `json:"multimask_mask_iou"`
-			MultiArea    [3]int     `json:"multimask_mask_area"`
-			BoxXYXY      [4]float64 `json:"box_xyxy"`
-			BoxIoUPred   float64    `json:"box_iou_prediction"`
-			BoxMaskIoU   float64    `json:"box_mask_iou"`
-		} `json:"objects"`
-	} `json:"scenes"`
-}
-
-// maskIoU is |a ∧ b| / |a ∨ b|.
-func maskIoU(a []bool, b []bool) float64 {
-	var inter, union int
-	for i := range a {
-		if a[i] && b[i] {
-			inter++
-		}
-		if a[i] || b[i] {
-			union++
-		}
-	}
-	if union == 0 {
-		return 0
-	}
-	return float64(inter) / float64(union)
-}
 
 // TestDemoModelSegmentsScenes runs the bundled demo model (a small SAM
 // trained on synthetic shapes, testdata/demo/README.md) on its three
@@ -59,7 +22,7 @@ func TestDemoModelSegmentsScenes(t *testing.T) {
 	m, err := sam.Load(fixturePath("demo", "model.safetensors"), newBackend(t), sam.LoadOptions{Config: demoConfig(t)})
 	require.NoError(t, err)
 	defer m.Close()
-	var ref demoReference
+	var ref demoscene.Reference
 	readJSON(t, fixturePath("demo", "reference.json"), &ref)
 
 	var sumOurs, sumRef, sumBoxOurs, sumBoxRef float64
@@ -74,19 +37,19 @@ func TestDemoModelSegmentsScenes(t *testing.T) {
 		require.Equal(t, sc.InputSize, [2]int{p.Embedding().InputH, p.Embedding().InputW})
 
 		for _, obj := range sc.Objects {
-			gt := objectMask(labels, obj.ID)
+			gt := demoscene.ObjectMask(labels, obj.ID)
 			pt, err := p.Predict(context.Background(), sam.Prompt{
 				Points: []sam.Point{{X: obj.Point[0], Y: obj.Point[1], Label: 1}}})
 			require.NoError(t, err)
 			for j := range 3 {
 				require.InDelta(t, obj.MultiIoUPred[j], float64(pt.IoU[j]), 1e-4, "%s object %d mask %d predicted IoU", name, obj.ID, j)
-				iou := maskIoU(pt.Masks[j].Pix, gt)
+				iou := demoscene.MaskIoU(pt.Masks[j].Pix, gt)
 				require.InDelta(t, obj.MultiMaskIoU[j], iou, 2e-3, "%s object %d mask %d IoU with ground truth", name, obj.ID, j)
 				area := pt.Masks[j].Area()
 				require.InDelta(t, obj.MultiArea[j], area, math.Max(3, 1e-3*float64(obj.MultiArea[j])), "%s object %d mask %d area", name, obj.ID, j)
 			}
 			best := pt.Best()
-			sumOurs += maskIoU(pt.Masks[best].Pix, gt)
+			sumOurs += demoscene.MaskIoU(pt.Masks[best].Pix, gt)
 			refBest := 0
 			for j := range 3 {
 				if obj.MultiIoUPred[j] > obj.MultiIoUPred[refBest] {
@@ -99,7 +62,7 @@ func TestDemoModelSegmentsScenes(t *testing.T) {
 			bx, err := p.Predict(context.Background(), sam.Prompt{Box: &sam.Box{X0: b[0], Y0: b[1], X1: b[2], Y1: b[3]}, SingleMask: true})
 			require.NoError(t, err)
 			require.InDelta(t, obj.BoxIoUPred, float64(bx.IoU[0]), 1e-4, "%s object %d box predicted IoU", name, obj.ID)
-			boxIoU := maskIoU(bx.Masks[0].Pix, gt)
+			boxIoU := demoscene.MaskIoU(bx.Masks[0].Pix, gt)
 			require.InDelta(t, obj.BoxMaskIoU, boxIoU, 2e-3, "%s object %d box mask IoU", name, obj.ID)
 			sumBoxOurs += boxIoU
 			sumBoxRef += obj.BoxMaskIoU
@@ -116,21 +79,12 @@ func TestDemoModelSegmentsScenes(t *testing.T) {
 // image (pixel value = object id).
 func demoScene(t testing.TB, k int) (name string, img, labels *imgproc.RGB) {
 	t.Helper()
-	name = fmt.Sprintf("scene_%d", k)
+	name = demoscene.Name(k)
 	img, err := imgproc.Load(fixturePath("demo", name+".png"))
 	require.NoError(t, err)
-	labels, err = imgproc.Load(fixturePath("demo", name+"_objects.png"))
+	labels, err = demoscene.Labels(k)
 	require.NoError(t, err)
 	return name, img, labels
-}
-
-// objectMask is the ground-truth mask of object id in a label image.
-func objectMask(labels *imgproc.RGB, id int) []bool {
-	gt := make([]bool, labels.W*labels.H)
-	for i := range gt {
-		gt[i] = int(labels.Pix[3*i]) == id
-	}
-	return gt
 }
 
 func demoConfig(t testing.TB) *sam.Config {

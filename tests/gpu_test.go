@@ -17,6 +17,7 @@ import (
 	"github.com/samgo/samgo/sam/nn"
 	"github.com/samgo/samgo/sam/nn/cpu"
 	_ "github.com/samgo/samgo/sam/nn/gpu" // registers "cuda"
+	"github.com/samgo/samgo/tests/demoscene"
 )
 
 // The parity suite on the GPU (CUDA builds: go test -tags cuda ./tests).
@@ -187,7 +188,7 @@ func checkAMGAgainstCPU(t *testing.T, b nn.Backend) {
 		gm, err := g.Mask()
 		require.NoError(t, err)
 		if w.Area > 0 {
-			require.GreaterOrEqual(t, maskIoU(wm.Pix, gm.Pix), 0.995, "record %d mask IoU", i)
+			require.GreaterOrEqual(t, demoscene.MaskIoU(wm.Pix, gm.Pix), 0.995, "record %d mask IoU", i)
 		}
 	}
 }

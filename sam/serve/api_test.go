@@ -19,6 +19,7 @@ import (
 	"github.com/samgo/samgo/sam"
 	"github.com/samgo/samgo/sam/amg"
 	"github.com/samgo/samgo/sam/imgproc"
+	"github.com/samgo/samgo/tests/demoscene"
 )
 
 // decodeMaskOut reads a mask of an answer back into pixels, whatever its
@@ -201,8 +202,10 @@ func TestUploadAndPredict(t *testing.T) {
 	}
 
 	o3, o5 := sc.object(t, 3), sc.object(t, 5)
-	pt := func(o sceneObject, label int) sam.Point { return sam.Point{X: o.Point[0], Y: o.Point[1], Label: label} }
-	box := func(o sceneObject) *sam.Box {
+	pt := func(o demoscene.Object, label int) sam.Point {
+		return sam.Point{X: o.Point[0], Y: o.Point[1], Label: label}
+	}
+	box := func(o demoscene.Object) *sam.Box {
 		return &sam.Box{X0: o.BoxXYXY[0], Y0: o.BoxXYXY[1], X1: o.BoxXYXY[2], Y1: o.BoxXYXY[3]}
 	}
 	no := false
@@ -253,8 +256,8 @@ func TestUploadAndPredict(t *testing.T) {
 		for i, o := range sc.objects {
 			d := direct(want[i])
 			check(t, res.Predictions[i], d, formatPNG)
-			sumIoU += maskIoU(d.Masks[0].Pix, sc.mask(o.ID))
-			require.InDelta(t, o.BoxMaskIoU, maskIoU(d.Masks[0].Pix, sc.mask(o.ID)), 2e-3, "object %d box IoU as the reference", o.ID)
+			sumIoU += demoscene.MaskIoU(d.Masks[0].Pix, sc.mask(o.ID))
+			require.InDelta(t, o.BoxMaskIoU, demoscene.MaskIoU(d.Masks[0].Pix, sc.mask(o.ID)), 2e-3, "object %d box IoU as the reference", o.ID)
 		}
 		t.Logf("%s: %d boxes in one request, mean IoU with the ground truth %.3f", sc.name, len(boxes), sumIoU/float64(len(boxes)))
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/samgo/samgo/sam/amg"
+	"github.com/samgo/samgo/tests/demoscene"
 )
 
 // findChromium returns a headless-capable Chromium or Chrome, or "".
@@ -162,7 +163,7 @@ func TestBrowser(t *testing.T) {
 		overlay[i] = shown[i] == '1'
 	}
 	require.Equal(t, api, overlay, "the overlay is the API's mask for the click")
-	iou := maskIoU(overlay, sc.mask(obj.ID))
+	iou := demoscene.MaskIoU(overlay, sc.mask(obj.ID))
 	refIoU := obj.MultiMaskIoU[argmax(obj.MultiIoUPred[:])]
 	t.Logf("browser: overlay %d px, IoU with the ground truth %.4f (official SamPredictor %.4f; README mean for one click 0.603)", best.Area, iou, refIoU)
 	require.InDelta(t, refIoU, iou, 2e-3)
@@ -223,7 +224,7 @@ func TestBrowser(t *testing.T) {
 	require.Equal(t, []any{b[0], b[1], b[2], b[3]}, req3["box"])
 	require.Equal(t, false, req3["multimask_output"])
 	require.NoError(t, chromedp.Do(ctx, shot("box.png")))
-	boxIoU := maskIoU(boxMask, sc.mask(o5.ID))
+	boxIoU := demoscene.MaskIoU(boxMask, sc.mask(o5.ID))
 	t.Logf("browser: box drag on object %d, IoU with the ground truth %.4f (official SamPredictor %.4f)", o5.ID, boxIoU, o5.BoxMaskIoU)
 	require.InDelta(t, o5.BoxMaskIoU, boxIoU, 2e-3)
 

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -27,11 +26,12 @@ import (
 	"github.com/samgo/samgo/sam/imgproc"
 	"github.com/samgo/samgo/sam/nn"
 	_ "github.com/samgo/samgo/sam/nn/cpu" // registers the "cpu" device
+	"github.com/samgo/samgo/tests/demoscene"
 )
 
 // demoDir is the bundled demo model and its scenes (tests/testdata/demo,
 // README.md there): a small SAM trained on synthetic shapes, 256-px input.
-var demoDir = filepath.Join("..", "..", "tests", "testdata", "demo")
+var demoDir = demoscene.Dir
 
 // loadDemo loads the demo model on the CPU backend.
 func loadDemo(t testing.TB) *sam.Model {
@@ -107,72 +107,34 @@ type scene struct {
 	png     []byte
 	labels  *imgproc.RGB
 	w, h    int
-	objects []sceneObject
-}
-
-type sceneObject struct {
-	ID           int        `json:"id"`
-	Point        [2]float64 `json:"point"`
-	MultiIoUPred [3]float64 `json:"multimask_iou_predictions"`
-	MultiMaskIoU [3]float64 `json:"multimask_mask_iou"`
-	BoxXYXY      [4]float64 `json:"box_xyxy"`
-	BoxMaskIoU   float64    `json:"box_mask_iou"`
+	objects []demoscene.Object
 }
 
 func loadScene(t testing.TB, k int) *scene {
 	t.Helper()
-	name := fmt.Sprintf("scene_%d", k)
+	name := demoscene.Name(k)
 	data, err := os.ReadFile(filepath.Join(demoDir, name+".png"))
 	require.NoError(t, err)
-	labels, err := imgproc.Load(filepath.Join(demoDir, name+"_objects.png"))
+	labels, err := demoscene.Labels(k)
 	require.NoError(t, err)
-	var ref struct {
-		Scenes map[string]struct {
-			Objects []sceneObject `json:"objects"`
-		} `json:"scenes"`
-	}
-	b, err := os.ReadFile(filepath.Join(demoDir, "reference.json"))
+	ref, err := demoscene.ReadReference()
 	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(b, &ref))
 	return &scene{name: name, png: data, labels: labels, w: labels.W, h: labels.H, objects: ref.Scenes[name].Objects}
 }
 
 // object returns the scene's object id.
-func (s *scene) object(t testing.TB, id int) sceneObject {
+func (s *scene) object(t testing.TB, id int) demoscene.Object {
 	for _, o := range s.objects {
 		if o.ID == id {
 			return o
 		}
 	}
 	t.Fatalf("%s has no object %d", s.name, id)
-	return sceneObject{}
+	return demoscene.Object{}
 }
 
 // mask is the ground truth of object id.
-func (s *scene) mask(id int) []bool {
-	gt := make([]bool, s.w*s.h)
-	for i := range gt {
-		gt[i] = int(s.labels.Pix[3*i]) == id
-	}
-	return gt
-}
-
-// maskIoU is |a ∧ b| / |a ∨ b|.
-func maskIoU(a, b []bool) float64 {
-	var inter, union int
-	for i := range a {
-		if a[i] && b[i] {
-			inter++
-		}
-		if a[i] || b[i] {
-			union++
-		}
-	}
-	if union == 0 {
-		return 0
-	}
-	return float64(inter) / float64(union)
-}
+func (s *scene) mask(id int) []bool { return demoscene.ObjectMask(s.labels, id) }
 
 // do sends a request and returns the status and the body.
 func do(t testing.TB, method, url, contentType string, body []byte, header ...string) (int, []byte) {
