@@ -158,6 +158,34 @@ func TestRLEBox(t *testing.T) {
 	require.Equal(t, [4]int{}, EncodeRLE(make([]bool, 6), 3, 2).Box())
 }
 
+// TestEncodeRLERowOrder: the row-order encoder (EncodeRLE) equals the
+// column-order one (encodeCrop of the whole image, the official reading
+// order) on masks of every kind: empty, full, noise, blobs, sizes that are
+// not multiples of its block.
+func TestEncodeRLERowOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, sz := range [][2]int{{1, 1}, {1, 7}, {7, 1}, {64, 64}, {65, 3}, {130, 97}, {256, 256}} {
+		w, h := sz[0], sz[1]
+		for kind := range 5 {
+			m := make([]bool, w*h)
+			for i := range m {
+				switch kind {
+				case 1:
+					m[i] = true
+				case 2:
+					m[i] = r.IntN(2) == 0
+				case 3:
+					x, y := i%w-w/2, i/w-h/3
+					m[i] = x*x+y*y < w*h/8
+				case 4:
+					m[i] = i == w*h-1 || i == 0
+				}
+			}
+			require.Equal(t, encodeCrop(m, w, h, 0, 0, w, h), EncodeRLE(m, w, h), "%dx%d kind %d", w, h, kind)
+		}
+	}
+}
+
 func BenchmarkEncodeRLE(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	m := make([]bool, 1024*768)

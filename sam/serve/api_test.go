@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"image"
 	"image/png"
-	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"testing"
@@ -377,32 +376,5 @@ func TestPolygons(t *testing.T) {
 			require.Equal(t, tc.want, got)
 			require.Equal(t, fillHoles(m, w, h), rasterPolygons(got, w, h))
 		})
-	}
-}
-
-// TestEncodeRLE: the row-order RLE encoder equals amg's (column order) on
-// masks of every kind: empty, full, noise, blobs, sizes that are not
-// multiples of its block.
-func TestEncodeRLE(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, sz := range [][2]int{{1, 1}, {1, 7}, {7, 1}, {64, 64}, {65, 3}, {130, 97}, {256, 256}} {
-		w, h := sz[0], sz[1]
-		for kind := range 5 {
-			m := make([]bool, w*h)
-			for i := range m {
-				switch kind {
-				case 1:
-					m[i] = true
-				case 2:
-					m[i] = r.IntN(2) == 0
-				case 3:
-					x, y := i%w-w/2, i/w-h/3
-					m[i] = x*x+y*y < w*h/8
-				case 4:
-					m[i] = i == w*h-1 || i == 0
-				}
-			}
-			require.Equal(t, amg.EncodeRLE(m, w, h), encodeRLE(m, w, h), "%dx%d kind %d", w, h, kind)
-		}
 	}
 }
