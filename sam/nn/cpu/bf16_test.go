@@ -2,6 +2,8 @@ package cpu
 
 import (
 	"math"
+	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -72,4 +74,43 @@ func TestBF16Ops(t *testing.T) {
 	check("AttentionQKV rel-pos", f32.AttentionQKV(qkv.f, heads, relF), b16.AttentionQKV(qkv.b, heads, relB))
 	q, k, v := up(false, 1, 9, 2*d), up(false, 1, 40, 2*d), up(false, 1, 40, 2*24)
 	check("Attention 9 queries × 40 keys, dv 24", f32.Attention(q.f, k.f, v.f, 2, nil), b16.Attention(q.b, k.b, v.b, 2, nil))
+}
+
+// TestWeightPackedOnce: goroutines that use a weight for the first time
+// together all get the one stored packing (the others' packings are freed
+// by the garbage collector, so none may be in use), and a weight packed
+// for one precision is used uncached, correctly, by a backend of the other.
+func TestWeightPackedOnce(t *testing.T) {
+	f32 := New(WithThreads(1))
+	rng := newRNG(12)
+	xd, wd := randData(rng, 70*96), randData(rng, 40*96)
+	x := f32.Upload(xd, 70, 96)
+	want := f32.Download(f32.Linear(x, f32.UploadWeight(wd, 40, 96), nil, nn.ActNone))
+
+	w := f32.UploadWeight(wd, 40, 96)
+	const n = 8
+	got := make([][]float32, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = f32.Download(f32.Linear(x, w, nil, nn.ActNone))
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		require.Equal(t, want, got[i], "goroutine %d", i)
+	}
+	runtime.GC()
+	runtime.GC() // the losing packings' cleanups run
+	require.Equal(t, want, f32.Download(f32.Linear(x, w, nil, nn.ActNone)))
+
+	if !sgemm.HasBF16() {
+		return
+	}
+	b16 := New(WithThreads(1), WithBF16())
+	fresh := b16.Download(b16.Linear(x, b16.UploadWeight(wd, 40, 96), nil, nn.ActNone))
+	require.Equal(t, fresh, b16.Download(b16.Linear(x, w, nil, nn.ActNone)), "fp32-packed weight on a bf16 backend")
+	require.NotNil(t, w.(*Tensor).packed.Load().f, "the fp32 packing stays cached")
 }

@@ -65,30 +65,40 @@ func (r rhs) mul(par bool, m int, a []float32, lda int, c []float32, ldc int) {
 // t's data, or a reordering of it for a convolution, conv set).
 func (b *Backend) weightRHS(t *Tensor, conv bool, data func() []float32, K, N int) rhs {
 	r := rhs{K: K, N: N}
-	if t.buf != nil { // an op's result: it may be recycled, so no cache
-		if b.bf16 {
-			r.bf = sgemm.PackBF16(true, K, N, data(), K)
-		} else {
-			r.w = data()
+	if t.buf == nil { // a weight: packed once
+		wp := t.packed.Load()
+		if wp == nil {
+			wp = b.packWeight(t, conv, data, K, N)
 		}
-		return r
+		if wp.conv == conv && (wp.bf != nil) == b.bf16 {
+			r.bf, r.f = wp.bf, wp.f
+			return r
+		}
 	}
-	if wp := t.packed.Load(); wp != nil && wp.conv == conv && (wp.bf != nil) == b.bf16 {
-		r.bf, r.f = wp.bf, wp.f
-		return r
+	// An op's result (it may be recycled) or a weight packed for another
+	// use (a fork of another precision): no cache, nothing off the heap.
+	if b.bf16 {
+		r.bf = sgemm.PackBF16(true, K, N, data(), K)
+	} else {
+		r.w = data()
 	}
+	return r
+}
+
+// packWeight packs weight t for this backend's products and returns t's
+// packing: this one, or the one another goroutine stored first (the
+// packing this call made is then unreachable and its memory unmapped; the
+// products only ever use the stored one, which lives as long as t).
+func (b *Backend) packWeight(t *Tensor, conv bool, data func() []float32, K, N int) *weightPack {
 	wp := &weightPack{conv: conv}
 	if b.bf16 {
 		wp.bf = sgemm.PackBF16Into(offHeap[uint32](sgemm.PackedBF16Words(K, N), wp), true, K, N, data(), K)
 	} else {
 		wp.f = sgemm.PackF32Into(offHeap[float32](sgemm.PackedF32Floats(K, N), wp), true, K, N, data(), K)
 	}
-	// A second goroutine may have packed the same weight meanwhile (the
-	// packings are equal: keep the first), or the tensor holds another
-	// kind of packing (a fork of another precision: use this one uncached).
-	if t.packed.CompareAndSwap(nil, wp) {
-		pageOut(t.data) // the products read the packing from now on
+	if !t.packed.CompareAndSwap(nil, wp) {
+		return t.packed.Load()
 	}
-	r.bf, r.f = wp.bf, wp.f
-	return r
+	pageOut(t.data) // the products read the packing from now on
+	return wp
 }
